@@ -1,0 +1,168 @@
+"""Administration (§10): platforms and clients."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+
+from app.api.deps import CurrentPrincipal, SessionDep, ok, server_key_of
+from app.errors import JSONAnswer, envelope, request_id_of
+from app.schemas.common import (
+    ClientCreate,
+    ClientCreated,
+    ClientOut,
+    ClientUpdate,
+    Envelope,
+    ErrorEnvelope,
+    PlatformCreate,
+    PlatformOut,
+    PlatformUpdate,
+)
+from app.security.principal import Principal
+from app.services import clients as client_service
+from app.services import platforms as platform_service
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 409, 422)
+}
+PlatformCode = Annotated[str, Path(description="云平台编码", max_length=64)]
+AppKey = Annotated[str, Path(description="密钥编号", max_length=64)]
+
+
+def _admin(principal: Principal) -> None:
+    principal.require_role("admin")
+
+
+def _platform(platform: Any) -> dict[str, Any]:
+    return PlatformOut.model_validate(platform).model_dump(mode="json")
+
+
+@router.post(
+    "/platforms",
+    status_code=201,
+    response_model=Envelope[PlatformOut],
+    responses=_ERRORS,
+    summary="登记云平台 (register a platform)",
+)
+async def create_platform(
+    request: Request, spec: PlatformCreate, principal: CurrentPrincipal, session: SessionDep
+) -> JSONAnswer:
+    """Register a cloud platform; its ``platform_code`` is assigned by the regulator."""
+    _admin(principal)
+    platform = await platform_service.create_platform(session, spec)
+    await session.commit()
+    return JSONAnswer(envelope(request_id_of(request), data=_platform(platform)), status_code=201)
+
+
+@router.get(
+    "/platforms",
+    response_model=Envelope[list[PlatformOut]],
+    responses=_ERRORS,
+    summary="云平台列表 (list platforms)",
+)
+async def list_platforms(
+    request: Request, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """Every registered platform."""
+    _admin(principal)
+    return ok(request, [_platform(p) for p in await platform_service.list_platforms(session, principal)])
+
+
+@router.get(
+    "/platforms/{code}",
+    response_model=Envelope[PlatformOut],
+    responses=_ERRORS,
+    summary="云平台详情 (read a platform)",
+)
+async def get_platform(
+    request: Request, code: PlatformCode, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """One platform."""
+    _admin(principal)
+    return ok(request, _platform(await platform_service.get_platform(session, code, principal)))
+
+
+@router.patch(
+    "/platforms/{code}",
+    response_model=Envelope[PlatformOut],
+    responses=_ERRORS,
+    summary="修改云平台 (change a platform)",
+)
+async def update_platform(
+    request: Request,
+    code: PlatformCode,
+    change: PlatformUpdate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Change a platform; ``status: decommissioned`` stops pushes and keeps the data."""
+    _admin(principal)
+    platform = await platform_service.get_platform(session, code, principal)
+    return ok(request, _platform(await platform_service.update_platform(session, platform, change)))
+
+
+@router.post(
+    "/clients",
+    status_code=201,
+    response_model=Envelope[ClientCreated],
+    responses=_ERRORS,
+    summary="创建客户端密钥 (create a client key)",
+)
+async def create_client(
+    request: Request, spec: ClientCreate, principal: CurrentPrincipal, session: SessionDep
+) -> JSONAnswer:
+    """Create a key; the secret is in this answer only."""
+    _admin(principal)
+    created = await client_service.create_client(session, server_key_of(request), spec)
+    await session.commit()
+    data = ClientCreated.model_validate(created).model_dump(mode="json")
+    return JSONAnswer(envelope(request_id_of(request), data=data), status_code=201)
+
+
+@router.get(
+    "/clients",
+    response_model=Envelope[list[ClientOut]],
+    responses=_ERRORS,
+    summary="客户端列表 (list clients)",
+)
+async def list_clients(request: Request, principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
+    """Every client key (never its secret)."""
+    _admin(principal)
+    rows = await client_service.list_clients(session)
+    return ok(request, [ClientOut.model_validate(c).model_dump(mode="json") for c in rows])
+
+
+@router.patch(
+    "/clients/{app_key}",
+    response_model=Envelope[ClientOut],
+    responses=_ERRORS,
+    summary="修改客户端 (change scope or disable)",
+)
+async def update_client(
+    request: Request,
+    app_key: AppKey,
+    change: ClientUpdate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Change a key's scope, signature requirement or status."""
+    _admin(principal)
+    out = await client_service.update_client(session, app_key, change)
+    return ok(request, ClientOut.model_validate(out).model_dump(mode="json"))
+
+
+@router.delete(
+    "/clients/{app_key}",
+    response_model=Envelope[ClientOut],
+    responses=_ERRORS,
+    summary="吊销客户端 (revoke a key)",
+)
+async def revoke_client(
+    request: Request, app_key: AppKey, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """Revoke a key at once; it can never be used again."""
+    _admin(principal)
+    out = await client_service.revoke_client(session, app_key)
+    return ok(request, ClientOut.model_validate(out).model_dump(mode="json"))

@@ -1,0 +1,68 @@
+"""资产查询: just enough reading to see what was stored (the full query interface comes later)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from app.api.deps import CurrentPrincipal, SessionDep, ok, server_key_of
+from app.schemas.common import Envelope, ErrorEnvelope
+from app.services import assets as asset_service
+
+router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404)}
+AssetUid = Annotated[str, Path(description="资产统一编号 asset_uid", max_length=64)]
+
+
+@router.get("", response_model=Envelope[dict[str, Any]], responses=_ERRORS, summary="资产列表 (list assets)")
+async def list_assets(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    platform_code: Annotated[str | None, Query(description="云平台编码", max_length=64)] = None,
+    include_retired: Annotated[bool, Query(description="是否包含已退役资产")] = False,
+    q: Annotated[str | None, Query(description="名称或 IP 包含", max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
+    cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
+) -> dict[str, Any]:
+    """Assets in the caller's scope, ordered by ``platform_code, asset_id``, keyset-paged."""
+    principal.require_kind("assets")
+    page = await asset_service.list_assets(
+        session,
+        server_key_of(request),
+        principal,
+        platform_code=platform_code,
+        include_retired=include_retired,
+        q=q,
+        limit=limit,
+        cursor=cursor,
+    )
+    return ok(request, page)
+
+
+@router.get(
+    "/{asset_uid}", response_model=Envelope[dict[str, Any]], responses=_ERRORS, summary="资产详情 (one asset)"
+)
+async def get_asset(
+    request: Request, asset_uid: AssetUid, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """One asset with the hub's verdicts (``domestic``) and bookkeeping fields."""
+    principal.require_kind("assets")
+    return ok(request, asset_service.asset_out(await asset_service.get_asset(session, principal, asset_uid)))
+
+
+@router.get(
+    "/{asset_uid}/history",
+    response_model=Envelope[dict[str, Any]],
+    responses=_ERRORS,
+    summary="资产变更历史 (change history)",
+)
+async def get_asset_history(
+    request: Request, asset_uid: AssetUid, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """Every change of a stored field: when, which batch or run, old → new (newest first)."""
+    principal.require_kind("assets")
+    asset = await asset_service.get_asset(session, principal, asset_uid)
+    items = await asset_service.asset_history(session, asset)
+    return ok(request, {"asset_uid": str(asset.asset_uid), "items": items})

@@ -1,0 +1,61 @@
+"""Dependencies shared by routers: settings, sessions, the caller, envelopes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.api.body import read_raw_body
+from app.config import Settings
+from app.errors import envelope, request_id_of
+from app.security.auth import authenticate
+from app.security.keys import ServerKey, server_key_for
+from app.security.principal import Principal
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def sessionmaker_of(request: Request) -> async_sessionmaker[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return maker
+
+
+def server_key_of(request: Request) -> ServerKey:
+    return server_key_for(request.app.state)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, committed before the answer is sent (``scope="function"``)."""
+    async with sessionmaker_of(request)() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+async def current_principal(request: Request) -> Principal:
+    """The authenticated caller; signed requests need the body as sent for their digest."""
+    settings = settings_of(request)
+    body: bytes | None = None
+    if "authorization" not in request.headers and request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+        body = await read_raw_body(request, settings.max_body_bytes)
+    principal = await authenticate(request, body, sessionmaker_of(request), server_key_of(request), settings)
+    request.state.principal = principal
+    return principal
+
+
+SettingsDep = Annotated[Settings, Depends(settings_of)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def ok(request: Request, data: Any) -> dict[str, Any]:
+    return envelope(request_id_of(request), data=data)

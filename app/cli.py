@@ -1,0 +1,182 @@
+"""``supervision-hub``: serve, migrate, create clients, sign requests (§10)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+
+from app.config import Settings, get_settings
+from app.paths import ALEMBIC_INI
+
+log = logging.getLogger("suphub")
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(ALEMBIC_INI.parent / "migrations"))
+    config.attributes["configure_logging"] = False
+    if database_url:
+        config.attributes["database_url"] = database_url
+    return config
+
+
+def migrate(settings: Settings) -> None:
+    """``alembic upgrade head`` on the configured database (creating ./var for SQLite)."""
+    if settings.is_sqlite:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings.resolved_database_url), "head")
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    migrate(settings)
+    print(f"database is at the newest migration ({_safe_url(settings)})", file=sys.stderr)
+    return 0
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    from app.security.keys import ServerKeyError, load_server_key
+
+    settings = get_settings()
+    try:
+        load_server_key(settings)
+    except ServerKeyError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    migrate(settings)
+    print(
+        f"Supervision Hub on http://{args.host}:{args.port}  (database: {_safe_url(settings)})",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False
+    )
+    return 0
+
+
+async def _create_client(settings: Settings, spec: Any) -> dict[str, Any]:
+    from app.db import create_engine, create_sessionmaker
+    from app.security.keys import load_server_key
+    from app.services.clients import create_client
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            created = await create_client(session, load_server_key(settings), spec)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return created
+
+
+def _cmd_clients_create(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from app.errors import AppError
+    from app.schemas.common import ClientCreate, ClientCreated
+
+    settings = get_settings()
+    migrate(settings)
+    try:
+        spec = ClientCreate(
+            name=args.name,
+            role=args.role,
+            platforms=args.platform or [],
+            regions=args.region or [],
+            kinds=args.kind or [],
+            require_signature=args.require_signature,
+        )
+        created = asyncio.run(_create_client(settings, spec))
+    except ValidationError as exc:
+        print(f"参数错误 (invalid arguments): {exc}", file=sys.stderr)
+        return 2
+    except AppError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    print(ClientCreated.model_validate(created).model_dump_json())
+    return 0
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from app.security.signing import signed_headers
+
+    body = Path(args.body).read_bytes() if args.body else b""
+    headers = signed_headers(
+        app_key=args.key,
+        secret=args.secret,
+        method=args.method,
+        path=args.path,
+        query=args.query or "",
+        body=body,
+        sign_method=args.sign_method,
+    )
+    print(json.dumps(headers, ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="supervision-hub", description="政务云监管数据汇聚服务 Supervision Hub"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate if needed, then run the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--no-scheduler", action="store_true", help="do not run the collector scheduler in-process"
+    )
+    serve.set_defaults(func=_cmd_serve)
+
+    sub.add_parser("migrate", help="alembic upgrade head").set_defaults(func=_cmd_migrate)
+
+    clients = sub.add_parser("clients", help="API clients (keys)")
+    clients_sub = clients.add_subparsers(dest="clients_command", required=True)
+    create = clients_sub.add_parser("create", help="create a key and print it once as JSON")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, choices=["admin", "regulator", "provider", "integrator"])
+    create.add_argument("--platform", action="append", help="bound platform (repeatable)")
+    create.add_argument("--region", action="append", help="region code (repeatable)")
+    create.add_argument("--kind", action="append", help="readable kind for integrators (repeatable)")
+    create.add_argument("--require-signature", action=argparse.BooleanOptionalAction, default=None)
+    create.set_defaults(func=_cmd_clients_create)
+
+    sign = sub.add_parser("sign", help="print the signature headers of a request (§3)")
+    sign.add_argument("--key", required=True)
+    sign.add_argument("--secret", required=True)
+    sign.add_argument("--method", required=True)
+    sign.add_argument("--path", required=True)
+    sign.add_argument("--query", default="")
+    sign.add_argument("--body", help="file holding the body exactly as it will be sent")
+    sign.add_argument("--sign-method", default="HMAC-SM3", choices=["HMAC-SM3", "HMAC-SHA256"])
+    sign.set_defaults(func=_cmd_sign)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

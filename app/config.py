@@ -1,0 +1,69 @@
+"""One place for configuration: environment variables with the ``SUPHUB_`` prefix or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Values that mean "somebody copied the example and forgot to change it".
+PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "changeme", "secret", "placeholder"})
+
+
+class Settings(BaseSettings):
+    """Every knob of the hub; defaults give an embedded SQLite hub under ``./var/``."""
+
+    model_config = SettingsConfigDict(env_prefix="SUPHUB_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    database_read_url: str = ""
+    secret_key: SecretStr | None = None
+    reporting_tz: str = "Asia/Shanghai"
+    public_base_path: str = ""
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    # push limits (§4)
+    max_records_per_batch: int = 10_000
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_log_raw_bytes: int = 16 * 1024
+    future_tolerance_s: int = 300
+
+    # raw retention per kind, in days (§4 "older than the raw retention of their kind" is rejected)
+    retention_metrics_days: int = 30
+    retention_environment_days: int = 30
+    retention_logs_days: int = 180
+    retention_alarms_days: int = 365
+
+    # fields whose changes are stored without history (§4.2)
+    history_volatile_fields: list[str] = Field(default_factory=lambda: ["used_gib", "source_updated_at"])
+
+    # SQLite waits this long for the write lock before answering 503
+    sqlite_busy_timeout_ms: int = 30_000
+    db_pool_size: int = 10
+
+    @field_validator("database_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hub.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings`` and pass them explicitly)."""
+    return Settings()

@@ -1,0 +1,260 @@
+"""Errors a caller can cause, each with its §2.1 code, and the one handler that renders them.
+
+AppError (code, HTTP status)
+├── BadParameter ................ 1001 400
+├── ValidationFailed ............ 1002 422
+├── PayloadTooLarge ............. 1003 413
+├── UnsupportedMediaType ........ 1004 415
+├── CredentialsMissing .......... 2001 401
+├── UnknownKey .................. 2002 401
+├── TimestampOutOfWindow ........ 2003 401
+├── NonceReused ................. 2004 401
+├── SignatureMismatch ........... 2005 401
+├── Forbidden ................... 2006 403
+├── BatchConflict ............... 3001 409
+├── NotFound .................... 3002 404
+├── RateLimited ................. 4001 429
+├── StorageUnavailable .......... 5001 503
+└── InternalError ............... 5000 500  (a bug: must never happen on any input)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class JSONAnswer(Response):
+    """JSON via orjson (times as RFC 3339 with ``Z``); NaN can never be written."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS, default=str)
+
+
+class ErrorItem(dict[str, Any]):
+    """``{index?, loc, message}`` — the shape shared by error answers and batch receipts."""
+
+    @classmethod
+    def of(cls, loc: str, message: str, index: int | None = None) -> ErrorItem:
+        item = cls()
+        if index is not None:
+            item["index"] = index
+        item["loc"] = loc
+        item["message"] = message
+        return item
+
+
+class AppError(Exception):
+    """An error with a §2.1 code; rendered as the standard envelope."""
+
+    code: ClassVar[str] = "5000"
+    status_code: ClassVar[int] = 500
+    default_message: ClassVar[str] = "内部错误 (internal error)"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        errors: list[ErrorItem] | None = None,
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.errors = errors or []
+        self.headers = headers or {}
+        self.data = data
+        super().__init__(self.message)
+
+
+class BadParameter(AppError):
+    code, status_code, default_message = "1001", 400, "参数错误 (bad parameter)"
+
+
+class ValidationFailed(AppError):
+    code, status_code, default_message = "1002", 422, "校验失败 (validation failed)"
+
+
+class PayloadTooLarge(AppError):
+    code, status_code, default_message = "1003", 413, "请求体过大 (payload too large)"
+
+
+class UnsupportedMediaType(AppError):
+    code, status_code, default_message = "1004", 415, "不支持的媒体类型或内容编码 (unsupported media type)"
+
+
+class CredentialsMissing(AppError):
+    code, status_code, default_message = "2001", 401, "缺少认证信息 (credentials missing)"
+
+
+class UnknownKey(AppError):
+    code, status_code, default_message = (
+        "2002",
+        401,
+        "密钥不存在、已停用或已吊销 (unknown, disabled or revoked key)",
+    )
+
+
+class TimestampOutOfWindow(AppError):
+    code, status_code, default_message = (
+        "2003",
+        401,
+        "时间戳超出允许范围 (timestamp outside the allowed window)",
+    )
+
+
+class NonceReused(AppError):
+    code, status_code, default_message = "2004", 401, "随机数已被使用 (nonce already used)"
+
+
+class SignatureMismatch(AppError):
+    code, status_code, default_message = "2005", 401, "签名或摘要不匹配 (signature or digest mismatch)"
+
+
+class Forbidden(AppError):
+    code, status_code, default_message = (
+        "2006",
+        403,
+        "超出角色或数据范围 (outside the caller's role or scope)",
+    )
+
+
+class BatchConflict(AppError):
+    code, status_code, default_message = (
+        "3001",
+        409,
+        "batch_id 已用于不同的请求体 (batch_id reused with a different body)",
+    )
+
+
+class NotFound(AppError):
+    code, status_code, default_message = "3002", 404, "对象不存在 (not found)"
+
+
+class RateLimited(AppError):
+    code, status_code, default_message = "4001", 429, "请求过于频繁 (rate limited)"
+
+
+class StorageUnavailable(AppError):
+    code, status_code, default_message = (
+        "5001",
+        503,
+        "存储暂不可用，未接收任何数据，请稍后重试 (storage unavailable; nothing was accepted)",
+    )
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
+class InternalError(AppError):
+    code, status_code = "5000", 500
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or "")
+
+
+def envelope(
+    request_id: str, code: str = "0", message: str = "ok", data: Any = None, **extra: Any
+) -> dict[str, Any]:
+    """The §2.1 envelope around ``data`` (or around ``errors`` for a failure)."""
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
+    if data is not None or code == "0":
+        body["data"] = data
+    body.update(extra)
+    return body
+
+
+def error_response(request: Request, error: AppError) -> Response:
+    body = envelope(request_id_of(request), error.code, error.message, error.data)
+    if error.errors:
+        body["errors"] = list(error.errors)
+    return JSONAnswer(body, status_code=error.status_code, headers=error.headers)
+
+
+def _loc_to_str(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return error_response(request, exc)
+
+
+async def _request_validation(request: Request, exc: Exception) -> Response:
+    """FastAPI's own parameter validation: query / path problems are 1001, body problems 1002."""
+    assert isinstance(exc, RequestValidationError)
+    items: list[ErrorItem] = []
+    in_body = False
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        if loc and loc[0] == "body":
+            in_body = True
+            loc = loc[1:]
+        elif loc and loc[0] in {"query", "path", "header"}:
+            loc = loc[1:]
+        items.append(ErrorItem.of(_loc_to_str(loc) or "body", str(err.get("msg", ""))))
+    cls: type[AppError] = ValidationFailed if in_body else BadParameter
+    return error_response(request, cls(errors=items))
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return error_response(request, NotFound("接口不存在 (no such endpoint)"))
+    if exc.status_code == 405:
+        err = BadParameter("不支持该请求方法 (method not allowed)")
+        response = error_response(request, err)
+        response.status_code = 405
+        return response
+    err2 = AppError(str(exc.detail))
+    response = error_response(request, err2)
+    response.status_code = exc.status_code
+    return response
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """A database that cannot be reached (or is locked for too long) is a 503, not a 500."""
+    log.warning("storage unavailable: %s", type(exc).__name__)
+    return error_response(request, StorageUnavailable())
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    return error_response(request, InternalError())
+
+
+def is_storage_unavailable(exc: BaseException) -> bool:
+    """Connection failures, pool exhaustion and SQLite lock timeouts: retry later, nothing stored."""
+    if isinstance(exc, PoolTimeoutError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(PoolTimeoutError, _database_error)
+    app.add_exception_handler(ConnectionError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)

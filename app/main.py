@@ -1,0 +1,61 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.api import admin, assets, health, logs, reports
+from app.api.middleware import RequestIdMiddleware
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.errors import install_error_handlers
+from app.security.keys import server_key_for
+
+DESCRIPTION = """
+政务云监管数据汇聚服务 — 汇聚各政务云平台上报的资产、日志、监控与机房环控数据
+（《政务云平台建设技术要求》附录 A）。
+
+* 推送：`POST /api/v1/reports/{kind}`，云服务提供方上报数据；
+* 查询：监管方与第三方系统按授权范围读取数据；
+* 认证：`Authorization: Bearer <app_key>.<secret>`，或签名请求（HMAC-SM3 / HMAC-SHA256，见 docs/signing.md）。
+
+Every answer is the envelope `{code, message, request_id, data}`; errors carry `errors[]` of
+`{index, loc, message}`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the engine connects lazily, so building it does no I/O."""
+    settings = settings or get_settings()
+    engine = create_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        server_key_for(app.state)  # a production hub without its key refuses to start
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Supervision Hub 政务云监管数据汇聚服务",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    for module in (health, reports, admin, assets, logs):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,36 @@
+"""Every table, imported here so Alembic and the metadata see all of them."""
+
+from app.models.alarm import Alarm
+from app.models.asset import Asset, AssetChange, AssetSnapshot
+from app.models.base import Base
+from app.models.batch import BatchReceipt, QuarantinedRecord
+from app.models.client import Client
+from app.models.log import LogChainHead, LogCheckpoint, LogRecord
+from app.models.metric import MetricDefinition, MetricSample, MetricSeries
+from app.models.platform import Platform
+from app.models.reference import DomesticListEntry
+from app.models.room import EnvironmentPoint, EnvironmentSample, Room
+from app.models.security import UsedNonce
+
+__all__ = [
+    "Alarm",
+    "Asset",
+    "AssetChange",
+    "AssetSnapshot",
+    "Base",
+    "BatchReceipt",
+    "Client",
+    "DomesticListEntry",
+    "EnvironmentPoint",
+    "EnvironmentSample",
+    "LogChainHead",
+    "LogCheckpoint",
+    "LogRecord",
+    "MetricDefinition",
+    "MetricSample",
+    "MetricSeries",
+    "Platform",
+    "QuarantinedRecord",
+    "Room",
+    "UsedNonce",
+]

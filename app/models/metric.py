@@ -1,0 +1,54 @@
+"""The metric catalogue (§6.5), series and raw samples (§4.4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, JSONDoc, utcnow
+
+
+class MetricDefinition(Base):
+    __tablename__ = "metric_definition"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16), default="gauge")
+    description: Mapped[str | None] = mapped_column(Text)
+    default_interval_s: Mapped[int] = mapped_column(Integer, default=60)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class MetricSeries(Base):
+    """One (metric, asset or platform-level, sorted labels) of a platform.
+
+    ``series_id`` is derived from the identity (64 bits of SHA-256), so a batch knows its
+    keys without asking the database first.
+    """
+
+    __tablename__ = "metric_series"
+    __table_args__ = (Index("ix_metric_series_platform_metric_asset", "platform_code", "metric", "asset_id"),)
+
+    platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    series_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    metric: Mapped[str] = mapped_column(String(64))
+    #: empty string for a platform-level series
+    asset_id: Mapped[str] = mapped_column(String(128))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    labels_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MetricSample(Base):
+    __tablename__ = "metric_sample"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    series_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ts: Mapped[datetime] = mapped_column(primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

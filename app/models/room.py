@@ -1,0 +1,68 @@
+"""Machine rooms and their environment points and samples (§4.1, §4.5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Float, ForeignKeyConstraint, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, utcnow
+
+
+class Room(Base):
+    __tablename__ = "room"
+
+    platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    room_code: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    datacenter_code: Mapped[str] = mapped_column(String(128))
+    datacenter_name: Mapped[str] = mapped_column(String(200))
+    region_code: Mapped[str] = mapped_column(String(6))
+    address: Mapped[str | None] = mapped_column(String(500))
+    gb50174_class: Mapped[str] = mapped_column(String(1))
+    aisle_containment: Mapped[bool] = mapped_column(Boolean)
+    area_m2: Mapped[float | None] = mapped_column(Float)
+    rack_count: Mapped[int | None] = mapped_column(Integer)
+    design_pue: Mapped[float | None] = mapped_column(Float)
+    it_capacity_kw: Mapped[float | None] = mapped_column(Float)
+    last_batch_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EnvironmentPoint(Base):
+    """A sensor point, registered on first sight; its ``point_type`` never changes."""
+
+    __tablename__ = "environment_point"
+    __table_args__ = (
+        ForeignKeyConstraint(["platform_code", "room_code"], ["room.platform_code", "room.room_code"]),
+    )
+
+    platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    room_code: Mapped[str] = mapped_column(String(128), primary_key=True)
+    point_code: Mapped[str] = mapped_column(String(128), primary_key=True)
+    point_type: Mapped[str] = mapped_column(String(64))
+    rack_code: Mapped[str | None] = mapped_column(String(128))
+    position: Mapped[str | None] = mapped_column(String(32))
+    height_m: Mapped[float | None] = mapped_column(Float)
+    interval_s: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EnvironmentSample(Base):
+    """One reading; the later write of the same (point, ts) replaces the value (a correction)."""
+
+    __tablename__ = "environment_sample"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    room_code: Mapped[str] = mapped_column(String(128), primary_key=True)
+    point_code: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    #: §6.6 state; evaluated by the environment rules (null until evaluated)
+    state: Mapped[str | None] = mapped_column(String(16))
+    evaluated_at: Mapped[datetime | None] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,152 @@
+"""The server key and the encryption of client secrets at rest (§3).
+
+Secrets are encrypted with SM4-GCM (AES-256-GCM where the OpenSSL build lacks SM4); each
+ciphertext starts with a header naming its algorithm and the id of the server key, so the
+key can be rotated (``supervision-hub keys rotate``) without guessing what encrypted what.
+Losing the server key loses every stored secret: operators must back it up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from app.config import PLACEHOLDER_SECRETS, Settings
+
+log = logging.getLogger(__name__)
+
+_MAGIC = b"SHK1"
+
+
+class ServerKeyError(RuntimeError):
+    """The server key is missing, a placeholder or unreadable: the hub must not start."""
+
+
+def _sm4_gcm_available() -> bool:
+    try:
+        enc = Cipher(algorithms.SM4(b"\0" * 16), modes.GCM(b"\0" * 12)).encryptor()
+        enc.update(b"x")
+        enc.finalize()
+    except Exception:
+        return False
+    return True
+
+
+SM4_AVAILABLE = _sm4_gcm_available()
+
+
+@dataclass(frozen=True)
+class ServerKey:
+    """32 bytes of key material; ``key_id`` is derived from it, so it names the key, not a slot."""
+
+    material: bytes
+
+    @property
+    def key_id(self) -> str:
+        return hashlib.sha256(b"suphub-key-id|" + self.material).hexdigest()[:16]
+
+    def derive(self, purpose: str) -> bytes:
+        """A sub-key for one purpose (secret encryption, cursor signing, …)."""
+        return hmac.new(self.material, f"suphub|{purpose}".encode(), hashlib.sha256).digest()
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        alg_name = b"SM4G" if SM4_AVAILABLE else b"A256"
+        nonce = os.urandom(12)
+        if SM4_AVAILABLE:
+            cipher = Cipher(algorithms.SM4(self.derive("secret-sm4")[:16]), modes.GCM(nonce))
+        else:
+            cipher = Cipher(algorithms.AES(self.derive("secret-aes")), modes.GCM(nonce))
+        enc = cipher.encryptor()
+        header = _MAGIC + alg_name + self.key_id.encode()
+        enc.authenticate_additional_data(header)
+        body = enc.update(plaintext) + enc.finalize()
+        return header + nonce + body + enc.tag
+
+    def decrypt(self, blob: bytes) -> bytes:
+        if blob[:4] != _MAGIC:
+            raise ValueError("not a hub ciphertext")
+        alg_name, key_id = blob[4:8], blob[8:24].decode()
+        if key_id != self.key_id:
+            raise ValueError(f"encrypted under another server key ({key_id})")
+        header, nonce, rest = blob[:24], blob[24:36], blob[36:]
+        body, tag = rest[:-16], rest[-16:]
+        if alg_name == b"SM4G":
+            cipher = Cipher(algorithms.SM4(self.derive("secret-sm4")[:16]), modes.GCM(nonce, tag))
+        elif alg_name == b"A256":
+            cipher = Cipher(algorithms.AES(self.derive("secret-aes")), modes.GCM(nonce, tag))
+        else:
+            raise ValueError("unknown cipher")
+        dec = cipher.decryptor()
+        dec.authenticate_additional_data(header)
+        return dec.update(body) + dec.finalize()
+
+
+def key_id_of(blob: bytes) -> str:
+    return blob[8:24].decode()
+
+
+def _parse_material(text: str) -> bytes:
+    text = text.strip()
+    try:
+        material = bytes.fromhex(text)
+    except ValueError:
+        material = text.encode()
+    if len(material) < 32:
+        raise ServerKeyError(
+            "SUPHUB_SECRET_KEY 太短：至少 32 字节（64 个十六进制字符）(server key too short)"
+        )
+    return hashlib.sha256(material).digest() if len(material) != 32 else material
+
+
+def load_server_key(settings: Settings) -> ServerKey:
+    """The configured key; in development a key generated once under the data directory."""
+    configured = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    if configured.strip().lower() in PLACEHOLDER_SECRETS:
+        configured = ""
+    if configured:
+        return ServerKey(_parse_material(configured))
+    if settings.env == "production":
+        raise ServerKeyError(
+            "生产环境必须设置 SUPHUB_SECRET_KEY（不能为空或示例值）"
+            " (production needs SUPHUB_SECRET_KEY, not empty nor a placeholder)"
+        )
+    path = Path(settings.data_dir) / "server.key"
+    if path.exists():
+        return ServerKey(_parse_material(path.read_text()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    material = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(material.hex() + "\n")
+    log.warning("generated a new server key at %s: back it up", path)
+    return ServerKey(material)
+
+
+def server_key_for(state: Any) -> ServerKey:
+    """The server key of an app (``app.state``), loaded once on first use."""
+    key: ServerKey | None = getattr(state, "server_key", None)
+    if key is None:
+        key = load_server_key(state.settings)
+        state.server_key = key
+    return key
+
+
+def hash_secret(secret: str) -> str:
+    """The lookup hash of a client secret (the secret is 256 random bits, so SHA-256 suffices)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_app_key() -> str:
+    return "ak_" + secrets.token_hex(10)
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)

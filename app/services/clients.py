@@ -1,0 +1,133 @@
+"""API clients: creation (CLI and §10 endpoint), listing and changes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import BadParameter, NotFound
+from app.models import Client, Platform
+from app.schemas.common import ClientCreate, ClientUpdate
+from app.schemas.types import normalise_region
+from app.security.keys import ServerKey, hash_secret, new_app_key, new_secret
+
+DEFAULT_REQUIRE_SIGNATURE = {"provider": True, "admin": False, "regulator": False, "integrator": False}
+
+
+def client_out(client: Client) -> dict[str, Any]:
+    return {
+        "app_key": client.app_key,
+        "name": client.name,
+        "role": client.role,
+        "platforms": list(client.platforms),
+        "regions": list(client.regions),
+        "kinds": list(client.kinds),
+        "require_signature": client.require_signature,
+        "status": client.status,
+        "created_at": client.created_at,
+        "updated_at": client.updated_at,
+    }
+
+
+async def _check_scope(
+    session: AsyncSession,
+    role: str,
+    platforms: Sequence[str],
+    regions: Sequence[str],
+    kinds: Sequence[str],
+) -> None:
+    if role == "provider" and not platforms:
+        raise BadParameter("provider 必须绑定至少一个云平台 (a provider needs --platform)")
+    if role == "regulator" and not regions:
+        raise BadParameter("regulator 必须指定至少一个区域 (a regulator needs --region)")
+    if role == "integrator" and not (platforms or regions):
+        raise BadParameter("integrator 必须指定云平台或区域 (an integrator needs platforms or regions)")
+    if role == "integrator" and not kinds:
+        raise BadParameter("integrator 必须指定可读的数据类别 (an integrator needs --kind)")
+    if platforms:
+        found = set(
+            (
+                await session.execute(
+                    select(Platform.platform_code).where(Platform.platform_code.in_(platforms))
+                )
+            ).scalars()
+        )
+        unknown = sorted(set(platforms) - found)
+        if unknown:
+            raise BadParameter(f"云平台未注册 (unknown platforms): {', '.join(unknown)}")
+
+
+async def create_client(session: AsyncSession, server_key: ServerKey, spec: ClientCreate) -> dict[str, Any]:
+    """A new key; the answer carries the secret, which is never shown again."""
+    regions = sorted({normalise_region(r) for r in spec.regions})
+    platforms = sorted(set(spec.platforms))
+    kinds = sorted(set(spec.kinds))
+    await _check_scope(session, spec.role, platforms, regions, kinds)
+    secret = new_secret()
+    now = datetime.now(UTC)
+    require = spec.require_signature
+    client = Client(
+        app_key=new_app_key(),
+        name=spec.name,
+        role=spec.role,
+        platforms=platforms,
+        regions=regions,
+        kinds=kinds,
+        require_signature=DEFAULT_REQUIRE_SIGNATURE[spec.role] if require is None else require,
+        secret_hash=hash_secret(secret),
+        secret_ciphertext=server_key.encrypt(secret.encode()),
+        secret_key_id=server_key.key_id,
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(client)
+    await session.flush()
+    return client_out(client) | {"secret": secret, "bearer": f"{client.app_key}.{secret}"}
+
+
+async def list_clients(session: AsyncSession) -> list[dict[str, Any]]:
+    rows = await session.execute(select(Client).order_by(Client.created_at, Client.app_key))
+    return [client_out(c) for c in rows.scalars()]
+
+
+async def get_client(session: AsyncSession, app_key: str) -> Client:
+    client = await session.get(Client, app_key)
+    if client is None:
+        raise NotFound(f"客户端 {app_key} 不存在 (no such client)")
+    return client
+
+
+async def update_client(session: AsyncSession, app_key: str, change: ClientUpdate) -> dict[str, Any]:
+    client = await get_client(session, app_key)
+    if client.status == "revoked":
+        raise BadParameter("已吊销的密钥不能修改 (a revoked key cannot be changed)")
+    given = change.model_dump(exclude_unset=True)
+    if "regions" in given and given["regions"] is not None:
+        given["regions"] = sorted({normalise_region(r) for r in given["regions"]})
+    for name in ("platforms", "kinds"):
+        if name in given and given[name] is not None:
+            given[name] = sorted(set(given[name]))
+    merged: dict[str, list[str]] = {
+        k: given[k] if given.get(k) is not None else getattr(client, k)
+        for k in ("platforms", "regions", "kinds")
+    }
+    await _check_scope(session, client.role, merged["platforms"], merged["regions"], merged["kinds"])
+    for name, value in given.items():
+        if value is not None:
+            setattr(client, name, value)
+    client.updated_at = datetime.now(UTC)
+    await session.flush()
+    return client_out(client)
+
+
+async def revoke_client(session: AsyncSession, app_key: str) -> dict[str, Any]:
+    client = await get_client(session, app_key)
+    client.status = "revoked"
+    client.updated_at = datetime.now(UTC)
+    await session.flush()
+    return client_out(client)
