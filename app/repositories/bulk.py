@@ -14,8 +14,8 @@ from sqlalchemy.sql import ColumnElement
 
 from app.db import dialect_name
 
-#: stay under SQLite's 32 766 and asyncpg's 32 767 bind parameters per statement
-_MAX_PARAMS = 30_000
+#: parameter sets per executemany call (bounds the memory of one call, not the statement)
+_EXECUTEMANY_CHUNK = 5_000
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -38,24 +38,22 @@ async def upsert_rows(
     """``INSERT … ON CONFLICT (key) DO UPDATE`` (or ``DO NOTHING`` with ``update=[]``).
 
     Rows must already be de-duplicated and sorted by ``key`` so concurrent batches take row
-    locks in the same order and cannot deadlock. Multi-row VALUES statements, chunked under
-    the bind-parameter limits of both databases.
+    locks in the same order and cannot deadlock. One statement executed for many parameter
+    sets (the driver's executemany): compiled once and cached, unlike multi-row VALUES.
     """
     if not rows:
         return
     columns = list(rows[0].keys())
-    per_chunk = max(1, _MAX_PARAMS // len(columns))
-    for part in chunks(rows, per_chunk):
-        stmt = _insert(session, table).values(list(part))
-        update_cols = [c for c in columns if c not in key] if update is None else list(update)
-        if update_cols:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(key),
-                set_={c: stmt.excluded[c] for c in update_cols},
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-        await session.execute(stmt)
+    update_cols = [c for c in columns if c not in key] if update is None else list(update)
+    stmt = _insert(session, table)
+    if update_cols:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(key), set_={c: stmt.excluded[c] for c in update_cols}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
+    for part in chunks(rows, _EXECUTEMANY_CHUNK):
+        await session.execute(stmt, list(part))
 
 
 def key_in(columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]) -> ColumnElement[bool]:

@@ -1,0 +1,91 @@
+"""The command line as an operator uses it (§10)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from app.config import Settings
+from app.main import create_app
+
+CLI = [sys.executable, "-m", "app.cli"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(args: list[str], tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SUPHUB_")}
+    full_env.update({"SUPHUB_DATA_DIR": str(tmp / "var"), "PYTHONPATH": str(ROOT), **env})
+    return subprocess.run([*CLI, *args], cwd=tmp, env=full_env, capture_output=True, text=True, timeout=60)
+
+
+async def test_clients_create_prints_a_working_first_admin_key(tmp_path: Path) -> None:
+    result = _run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert created["role"] == "admin" and created["app_key"].startswith("ak_")
+    assert created["require_signature"] is False and len(created["secret"]) >= 32
+    assert (tmp_path / "var" / "hub.db").exists() and (tmp_path / "var" / "server.key").exists()
+    assert created["secret"] not in result.stderr
+
+    app = create_app(Settings(data_dir=tmp_path / "var", _env_file=None))  # type: ignore[call-arg]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+        ok = await http.get("/api/v1/admin/clients", headers={"Authorization": f"Bearer {created['bearer']}"})
+        assert ok.status_code == 200
+        assert [c["app_key"] for c in ok.json()["data"]] == [created["app_key"]]
+    await app.state.engine.dispose()
+
+
+def test_a_provider_key_requires_signatures_unless_told_otherwise(tmp_path: Path) -> None:
+    assert _run(["migrate"], tmp_path).returncode == 0
+    refused = _run(
+        ["clients", "create", "--name", "p", "--role", "provider", "--platform", "NOPE-01"], tmp_path
+    )
+    assert refused.returncode == 2 and "NOPE-01" in refused.stderr
+
+
+def test_production_refuses_to_start_without_a_real_secret_key(tmp_path: Path) -> None:
+    for key in ("", "changethis"):
+        result = _run(["serve", "--port", "1"], tmp_path, SUPHUB_ENV="production", SUPHUB_SECRET_KEY=key)
+        assert result.returncode == 2
+        assert "SUPHUB_SECRET_KEY" in result.stderr
+    assert not (tmp_path / "var" / "server.key").exists()
+
+
+def test_sign_prints_the_signature_headers(tmp_path: Path) -> None:
+    body = tmp_path / "body.json"
+    body.write_bytes(b'{"a":1}')
+    result = _run(
+        [
+            "sign",
+            "--key",
+            "ak_x",
+            "--secret",
+            "s",
+            "--method",
+            "POST",
+            "--path",
+            "/api/v1/reports/assets",
+            "--body",
+            str(body),
+            "--sign-method",
+            "HMAC-SHA256",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    headers = json.loads(result.stdout)
+    assert headers["X-App-Key"] == "ak_x" and headers["X-Sign-Method"] == "HMAC-SHA256"
+    assert set(headers) == {
+        "X-App-Key",
+        "X-Timestamp",
+        "X-Nonce",
+        "X-Sign-Method",
+        "X-Content-Digest",
+        "X-Signature",
+    }
