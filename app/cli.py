@@ -131,6 +131,13 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scheduler(args: argparse.Namespace) -> int:
+    from app.collectors.scheduler import run_scheduler
+
+    asyncio.run(run_scheduler(get_settings()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="supervision-hub", description="政务云监管数据汇聚服务 Supervision Hub"
@@ -158,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--kind", action="append", help="readable kind for integrators (repeatable)")
     create.add_argument("--require-signature", action=argparse.BooleanOptionalAction, default=None)
     create.set_defaults(func=_cmd_clients_create)
+
+    sub.add_parser("scheduler", help="the collector scheduler as its own process").set_defaults(
+        func=_cmd_scheduler
+    )
 
     sign = sub.add_parser("sign", help="print the signature headers of a request (§3)")
     sign.add_argument("--key", required=True)

@@ -51,8 +51,9 @@ class ErrorItem(dict[str, Any]):
         item = cls()
         if index is not None:
             item["index"] = index
-        item["loc"] = loc
-        item["message"] = message
+        # NUL cannot be stored in PostgreSQL text or JSONB; a field name may carry one
+        item["loc"] = loc.replace("\x00", "\\u0000")
+        item["message"] = message.replace("\x00", "\\u0000")
         return item
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, JSONDoc, utcnow
@@ -41,6 +41,7 @@ class QuarantinedRecord(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     batch_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     record_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    raw: Mapped[Any] = mapped_column(JSONDoc, nullable=True)
+    #: the record exactly as sent, as JSON text (JSON escapes keep even ``\u0000`` storable)
+    raw: Mapped[str] = mapped_column(Text)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

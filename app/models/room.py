@@ -15,9 +15,9 @@ class Room(Base):
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     room_code: Mapped[str] = mapped_column(String(128), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(256))
     datacenter_code: Mapped[str] = mapped_column(String(128))
-    datacenter_name: Mapped[str] = mapped_column(String(200))
+    datacenter_name: Mapped[str] = mapped_column(String(256))
     region_code: Mapped[str] = mapped_column(String(6))
     address: Mapped[str | None] = mapped_column(String(500))
     gb50174_class: Mapped[str] = mapped_column(String(1))

@@ -29,6 +29,7 @@ from app.schemas.enums import (
 )
 from app.schemas.types import (
     BatchId,
+    Count,
     Bool,
     Day,
     Float,
@@ -96,7 +97,7 @@ class RoomRecord(Record):
     gb50174_class: Gb50174Class
     aisle_containment: Bool
     area_m2: NonNegFloat | None = None
-    rack_count: NonNegInt | None = None
+    rack_count: Count | None = None
     design_pue: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=1, le=10)] | None = None
     it_capacity_kw: NonNegFloat | None = None
 
@@ -142,8 +143,8 @@ class AssetRecord(Record):
     cpu_arch: CpuArch | None = None
     cpu_vendor: Str | None = None
     cpu_model: Str | None = None
-    cpu_cores: NonNegInt | None = None
-    vcpus: NonNegInt | None = None
+    cpu_cores: Count | None = None
+    vcpus: Count | None = None
     memory_mib: NonNegInt | None = None
     disk_gib: NonNegFloat | None = None
     os_name: Str | None = None

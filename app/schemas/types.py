@@ -17,7 +17,10 @@ def parse_rfc3339(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("时间缺少时区偏移 (time without offset)")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("时间超出范围 (time out of range)") from None
     if not isinstance(value, str):
         raise ValueError("应为 RFC 3339 时间字符串 (expected an RFC 3339 time string)")
     match = _RFC3339.match(value)
@@ -33,9 +36,9 @@ def parse_rfc3339(value: Any) -> datetime:
     offset = "+00:00" if offset in {"Z", "z"} else offset
     try:
         parsed = datetime.fromisoformat(f"{text}{'.' + micro if micro else ''}{offset}")
-    except ValueError as exc:
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"时间无效 (invalid time: {exc})") from None
-    return parsed.astimezone(UTC)
 
 
 def parse_date(value: Any) -> date:
@@ -88,6 +91,8 @@ RegionPrefix = Annotated[str, Strict(), StringConstraints(pattern=r"^[1-9]\d{1,5
 Uscc = Annotated[str, Strict(), StringConstraints(min_length=18, max_length=18), AfterValidator(_uscc_ok)]
 Int = Annotated[int, Strict(), Field(ge=-(2**53), le=2**53)]
 NonNegInt = Annotated[int, Strict(), Field(ge=0, le=2**53)]
+#: counts kept in 32-bit columns
+Count = Annotated[int, Strict(), Field(ge=0, le=2**31 - 1)]
 Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0)]
 Bool = Annotated[bool, Strict()]

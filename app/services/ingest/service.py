@@ -125,7 +125,8 @@ class IngestService:
             now=now,
             snapshot=envelope.snapshot,
         )
-        items = self._validate(handler, ctx, envelope.records)
+        # NUL can only arrive as the JSON escape \u0000: scan records only when it is there
+        items = self._validate(handler, ctx, envelope.records, scan_nul=b"\\u0000" in body)
         static_warnings, static_suppressed = list(ctx.warnings), ctx.suppressed_warnings
         for attempt in range(_RETRIES):
             ctx.warnings, ctx.suppressed_warnings = list(static_warnings), static_suppressed
@@ -199,7 +200,9 @@ class IngestService:
             )
         return IngestOutcome(receipt_of(row), replay=True)
 
-    def _validate(self, handler: KindHandler, ctx: BatchContext, records: list[Any]) -> list[Item]:
+    def _validate(
+        self, handler: KindHandler, ctx: BatchContext, records: list[Any], *, scan_nul: bool
+    ) -> list[Item]:
         model: type[Record] = RECORD_MODELS[ctx.kind]
         known = set(model.model_fields)
         items: list[Item] = []
@@ -209,6 +212,9 @@ class IngestService:
             prefix = f"records[{index}]"
             if not isinstance(raw, dict):
                 item.reject("", "记录应为 JSON 对象 (a record must be a JSON object)")
+                continue
+            if scan_nul and _has_nul(raw):
+                item.reject("", "字符串不能包含 NUL 字符 \\u0000 (strings must not contain NUL)")
                 continue
             nulls = [k for k in model.not_nullable if k in raw and raw[k] is None]
             try:
@@ -263,7 +269,7 @@ class IngestService:
                         "kind": ctx.kind,
                         "batch_id": ctx.batch_id,
                         "record_index": i.index,
-                        "raw": i.raw,
+                        "raw": orjson.dumps(i.raw).decode(),
                         "errors": i.errors,
                         "received_at": ctx.now,
                     }
@@ -331,4 +337,16 @@ async def quarantined_records(
         )
         .order_by(QuarantinedRecord.record_index)
     )
-    return [{"index": q.record_index, "record": q.raw, "errors": q.errors} for q in rows.scalars()]
+    return [
+        {"index": q.record_index, "record": orjson.loads(q.raw), "errors": q.errors} for q in rows.scalars()
+    ]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
