@@ -29,8 +29,8 @@ from app.schemas.enums import (
 )
 from app.schemas.types import (
     BatchId,
-    Count,
     Bool,
+    Count,
     Day,
     Float,
     LongText,
