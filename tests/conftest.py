@@ -11,7 +11,6 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -125,5 +124,18 @@ async def hub(app: Any, http: httpx.AsyncClient, settings: Settings) -> Hub:
     return Hub(http, created["bearer"], settings)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    Path(".hypothesis").mkdir(exist_ok=True)
+@pytest.fixture
+async def small_hub(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Hub]:
+    """The hub with small push limits (5 records, 2 000 bytes per body), for the §4 limits."""
+    await _empty_tables(engine)
+    small = settings.model_copy(update={"max_records_per_batch": 5, "max_body_bytes": 2000})
+    application = create_app(small)
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
+        async with create_sessionmaker(application.state.engine)() as session:
+            created = await create_client(
+                session, load_server_key(small), ClientCreate(name="root", role="admin")
+            )
+            await session.commit()
+        yield Hub(client, created["bearer"], small)
+    await application.state.engine.dispose()

@@ -1,7 +1,7 @@
 """Every table, imported here so Alembic and the metadata see all of them."""
 
 from app.models.alarm import Alarm
-from app.models.asset import Asset, AssetChange, AssetSnapshot
+from app.models.asset import Asset, AssetChange, AssetSnapshot, AssetSnapshotMember
 from app.models.base import Base
 from app.models.batch import BatchReceipt, QuarantinedRecord
 from app.models.client import Client
@@ -17,6 +17,7 @@ __all__ = [
     "Asset",
     "AssetChange",
     "AssetSnapshot",
+    "AssetSnapshotMember",
     "Base",
     "BatchReceipt",
     "Client",

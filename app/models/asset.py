@@ -82,7 +82,6 @@ class Asset(Base):
     # bookkeeping
     reporter: Mapped[str] = mapped_column(String(200))
     revision: Mapped[int] = mapped_column(Integer, default=1)
-    snapshot_id: Mapped[str | None] = mapped_column(String(200))
     retired_by_snapshot: Mapped[str | None] = mapped_column(String(200))
     last_batch_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -121,3 +120,14 @@ class AssetSnapshot(Base):
     retired: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AssetSnapshotMember(Base):
+    """An asset present in a snapshot still being received; removed once the snapshot completes."""
+
+    __tablename__ = "asset_snapshot_member"
+
+    platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reporter: Mapped[str] = mapped_column(String(200), primary_key=True)
+    snapshot_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    asset_id: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -84,7 +84,6 @@ def upgrade() -> None:
     sa.Column('domestic', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('reporter', sa.String(length=200), nullable=False),
     sa.Column('revision', sa.Integer(), nullable=False),
-    sa.Column('snapshot_id', sa.String(length=200), nullable=True),
     sa.Column('retired_by_snapshot', sa.String(length=200), nullable=True),
     sa.Column('last_batch_id', sa.String(length=200), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -107,6 +106,13 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.String(length=200), nullable=True),
     sa.Column('reporter', sa.String(length=200), nullable=False),
     sa.PrimaryKeyConstraint('platform_code', 'asset_id', 'revision', 'field', name=op.f('pk_asset_change'))
+    )
+    op.create_table('asset_snapshot_member',
+    sa.Column('platform_code', sa.String(length=64), nullable=False),
+    sa.Column('reporter', sa.String(length=200), nullable=False),
+    sa.Column('snapshot_id', sa.String(length=200), nullable=False),
+    sa.Column('asset_id', sa.String(length=128), nullable=False),
+    sa.PrimaryKeyConstraint('platform_code', 'reporter', 'snapshot_id', 'asset_id', name=op.f('pk_asset_snapshot_member'))
     )
     op.create_table('asset_snapshot',
     sa.Column('platform_code', sa.String(length=64), nullable=False),
@@ -359,6 +365,7 @@ def downgrade() -> None:
     op.drop_table('client')
     op.drop_table('batch_receipt')
     op.drop_table('asset_snapshot')
+    op.drop_table('asset_snapshot_member')
     op.drop_table('asset_change')
     with op.batch_alter_table('asset', schema=None) as batch_op:
         batch_op.drop_index('ix_asset_platform_updated')

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -22,6 +22,7 @@ from app.models import (
     Asset,
     AssetChange,
     AssetSnapshot,
+    AssetSnapshotMember,
     DomesticListEntry,
     EnvironmentPoint,
     EnvironmentSample,
@@ -217,7 +218,6 @@ class AssetsHandler(KindHandler):
         tracked = (*self.RECORD_FIELDS, "is_domestic_reported")
         rows: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
-        snapshot_id = ctx.snapshot.id if ctx.snapshot else None
         for item in items:
             asset_id = self.key(item)[0]
             given = item.fields()
@@ -272,7 +272,6 @@ class AssetsHandler(KindHandler):
                     "domestic": domestic,
                     "reporter": ctx.reporter,
                     "revision": revision,
-                    "snapshot_id": snapshot_id if snapshot_id else (old.snapshot_id if old else None),
                     "retired_by_snapshot": retired_by,
                     "last_batch_id": ctx.batch_id,
                     "created_at": created_at,
@@ -315,20 +314,6 @@ class AssetsHandler(KindHandler):
         snap = ctx.snapshot
         if snap is None:
             return
-        # rejected records whose asset_id is readable still count as present
-        readable = sorted(
-            {
-                str(i.raw["asset_id"])
-                for i in all_items
-                if not i.ok and isinstance(i.raw, dict) and isinstance(i.raw.get("asset_id"), str)
-            }
-        )
-        for part in chunks(readable, _IN_CHUNK):
-            await session.execute(
-                update(Asset)
-                .where(Asset.platform_code == ctx.platform_code, Asset.asset_id.in_(part))
-                .values(snapshot_id=snap.id)
-            )
         state = await session.get(
             AssetSnapshot, (ctx.platform_code, ctx.reporter, snap.id), with_for_update=True
         )
@@ -346,7 +331,9 @@ class AssetsHandler(KindHandler):
             )
             session.add(state)
         info: dict[str, Any] = {"id": snap.id, "seq": snap.seq}
-        if state.completed_at is not None:
+        if state.completed_at is None:
+            await self._record_members(session, ctx, snap.id, all_items)
+        else:
             ctx.warn(
                 "snapshot", "该快照已完成，本批次不再触发退役 (snapshot already complete; nothing retired)"
             )
@@ -371,6 +358,13 @@ class AssetsHandler(KindHandler):
             retired = await self._retire(session, ctx, snap.id, state.asset_types)
             state.completed_at = ctx.now
             state.retired = retired
+            await session.execute(
+                delete(AssetSnapshotMember).where(
+                    AssetSnapshotMember.platform_code == ctx.platform_code,
+                    AssetSnapshotMember.reporter == ctx.reporter,
+                    AssetSnapshotMember.snapshot_id == snap.id,
+                )
+            )
         await session.flush()
         info.update(
             received_seqs=seqs,
@@ -383,6 +377,33 @@ class AssetsHandler(KindHandler):
             info["note"] = "快照不完整，未退役任何资产 (incomplete snapshot: nothing retired)"
         ctx.extra["snapshot"] = info
 
+    async def _record_members(
+        self, session: AsyncSession, ctx: BatchContext, snapshot_id: str, all_items: list[Item]
+    ) -> None:
+        """Remember which assets this page contained (a rejected record's readable id counts)."""
+        present = {i.record.asset_id for i in all_items if i.ok}
+        present |= {
+            i.raw["asset_id"]
+            for i in all_items
+            if not i.ok and isinstance(i.raw, dict) and isinstance(i.raw.get("asset_id"), str)
+        }
+        rows = [
+            {
+                "platform_code": ctx.platform_code,
+                "reporter": ctx.reporter,
+                "snapshot_id": snapshot_id,
+                "asset_id": asset_id,
+            }
+            for asset_id in sorted(a for a in present if 0 < len(a) <= 128 and "\x00" not in a)
+        ]
+        await upsert_rows(
+            session,
+            AssetSnapshotMember.__table__,
+            rows,
+            key=("platform_code", "reporter", "snapshot_id", "asset_id"),
+            update=[],
+        )
+
     async def _retire(
         self, session: AsyncSession, ctx: BatchContext, snapshot_id: str, types: list[str] | None
     ) -> int:
@@ -390,7 +411,14 @@ class AssetsHandler(KindHandler):
             Asset.platform_code == ctx.platform_code,
             Asset.reporter == ctx.reporter,
             Asset.lifecycle != "retired",
-            or_(Asset.snapshot_id.is_(None), Asset.snapshot_id != snapshot_id),
+            ~select(AssetSnapshotMember.asset_id)
+            .where(
+                AssetSnapshotMember.platform_code == ctx.platform_code,
+                AssetSnapshotMember.reporter == ctx.reporter,
+                AssetSnapshotMember.snapshot_id == snapshot_id,
+                AssetSnapshotMember.asset_id == Asset.asset_id,
+            )
+            .exists(),
         ]
         if types:
             conditions.append(Asset.asset_type.in_(types))

@@ -213,8 +213,10 @@ class IngestService:
             if not isinstance(raw, dict):
                 item.reject("", "记录应为 JSON 对象 (a record must be a JSON object)")
                 continue
-            if scan_nul and _has_nul(raw):
-                item.reject("", "字符串不能包含 NUL 字符 \\u0000 (strings must not contain NUL)")
+            nul_paths = _nul_paths(raw, "") if scan_nul else []
+            if nul_paths:
+                for path in nul_paths:
+                    item.reject(path, "字符串不能包含 NUL 字符 \\u0000 (strings must not contain NUL)")
                 continue
             nulls = [k for k in model.not_nullable if k in raw and raw[k] is None]
             try:
@@ -342,11 +344,16 @@ async def quarantined_records(
     ]
 
 
-def _has_nul(value: Any) -> bool:
+def _nul_paths(value: Any, path: str) -> list[str]:
+    """Where a NUL character hides in a record: ``.name``, ``.tags.k``, ``.ip_addresses[0].ip``."""
     if isinstance(value, str):
-        return "\x00" in value
+        return [path] if "\x00" in value else []
+    found: list[str] = []
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        for key, inner in value.items():
+            here = f"{path}.{key}"
+            found.extend([here] if "\x00" in key else _nul_paths(inner, here))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            found.extend(_nul_paths(inner, f"{path}[{index}]"))
+    return found
