@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # fields whose changes are stored without history (§4.2)
     history_volatile_fields: list[str] = Field(default_factory=lambda: ["used_gib", "source_updated_at"])
 
+    # after a key rotation the previous secret stays valid this long
+    client_rotation_overlap_s: int = 24 * 3600
+
     # SQLite waits this long for the write lock before answering 503
     sqlite_busy_timeout_ms: int = 30_000
     db_pool_size: int = 10

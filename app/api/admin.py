@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from app.api.deps import CurrentPrincipal, SessionDep, ok, server_key_of
+from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok, server_key_of
 from app.errors import JSONAnswer, envelope, request_id_of
 from app.schemas.common import (
     ClientCreate,
     ClientCreated,
     ClientOut,
+    ClientRotated,
     ClientUpdate,
     Envelope,
     ErrorEnvelope,
@@ -151,6 +152,27 @@ async def update_client(
     _admin(principal)
     out = await client_service.update_client(session, app_key, change)
     return ok(request, ClientOut.model_validate(out).model_dump(mode="json"))
+
+
+@router.post(
+    "/clients/{app_key}/rotate",
+    response_model=Envelope[ClientRotated],
+    responses=_ERRORS,
+    summary="轮换密钥 (new secret, old one overlaps)",
+)
+async def rotate_client(
+    request: Request,
+    app_key: AppKey,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """A new secret, shown once; the old one stays valid for ``SUPHUB_CLIENT_ROTATION_OVERLAP_S``."""
+    _admin(principal)
+    out = await client_service.rotate_client(
+        session, server_key_of(request), app_key, settings.client_rotation_overlap_s
+    )
+    return ok(request, ClientRotated.model_validate(out).model_dump(mode="json"))
 
 
 @router.delete(

@@ -143,3 +143,7 @@ class ClientOut(BaseModel):
 class ClientCreated(ClientOut):
     secret: str = Field(description="密钥，仅在创建时显示一次，请妥善保存")
     bearer: str = Field(description="Bearer 令牌 <app_key>.<secret>（仅在创建时显示）")
+
+
+class ClientRotated(ClientCreated):
+    previous_valid_until: datetime = Field(description="旧密钥在此时间之前仍然有效")

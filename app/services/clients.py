@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -123,6 +123,30 @@ async def update_client(session: AsyncSession, app_key: str, change: ClientUpdat
     client.updated_at = datetime.now(UTC)
     await session.flush()
     return client_out(client)
+
+
+async def rotate_client(
+    session: AsyncSession, server_key: ServerKey, app_key: str, overlap_s: int
+) -> dict[str, Any]:
+    """A new secret; the previous one keeps working for ``overlap_s`` seconds."""
+    client = await get_client(session, app_key)
+    if client.status == "revoked":
+        raise BadParameter("已吊销的密钥不能轮换 (a revoked key cannot be rotated)")
+    now = datetime.now(UTC)
+    secret = new_secret()
+    client.previous_secret_hash = client.secret_hash
+    client.previous_secret_ciphertext = client.secret_ciphertext
+    client.previous_valid_until = now + timedelta(seconds=overlap_s)
+    client.secret_hash = hash_secret(secret)
+    client.secret_ciphertext = server_key.encrypt(secret.encode())
+    client.secret_key_id = server_key.key_id
+    client.updated_at = now
+    await session.flush()
+    return client_out(client) | {
+        "secret": secret,
+        "bearer": f"{client.app_key}.{secret}",
+        "previous_valid_until": client.previous_valid_until,
+    }
 
 
 async def revoke_client(session: AsyncSession, app_key: str) -> dict[str, Any]:

@@ -42,3 +42,4 @@ async def test_values_beyond_column_ranges_are_refused_per_record(hub: Hub) -> N
         "aisle_containment": False,
     }
     assert (await hub.push("rooms", batch(P, "room", [room]))).json()["data"]["accepted"] == 1
+
