@@ -14,7 +14,7 @@ from app.errors import BadParameter, Forbidden, JSONAnswer, NotFound, envelope, 
 from app.models import BatchReceipt, Platform
 from app.schemas.common import Envelope, ErrorEnvelope
 from app.schemas.enums import ReportKind
-from app.schemas.ingest import ReceiptOut
+from app.schemas.ingest import ReceiptOut, push_body_schema
 from app.security.principal import Principal
 from app.services.ingest import IngestService, quarantined_records
 from app.services.ingest.service import receipt_of
@@ -45,8 +45,54 @@ def _push_authorizer(principal: Principal) -> Any:
 @router.post(
     "/{kind}",
     response_model=Envelope[ReceiptOut],
-    responses=_ERRORS,
+    responses={
+        **_ERRORS,
+        200: {
+            "description": "批次回执：accepted 全部接收 / partial 部分接收 (batch receipt)",
+            "headers": {
+                "Idempotent-Replay": {
+                    "description": "值为 true 时表示相同批次号、相同请求体的重放，返回原回执且未重复存储 "
+                    "(a replay of the same batch: the original receipt, nothing stored again)",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            },
+        },
+    },
     summary="推送监管数据 (push a batch)",
+    description="""推送一批监管数据（§4）；返回 200 表示所有被接收的记录均已持久提交。
+Push one batch of records; 200 means every accepted record is committed.
+
+请求体随路径中的 `{kind}` 而定：rooms → `RoomsBatch`，assets → `AssetsBatch`，logs → `LogsBatch`，
+metrics → `MetricsBatch`，environment → `EnvironmentBatch`，alarms → `AlarmsBatch`。
+`records` 为 1–10000 条（可配置），解压后的请求体不超过 32 MiB（可配置）；`snapshot` 仅用于资产全量同步。
+
+* **部分接收 (partial acceptance)**：有效记录即使在其他记录失败时也会保存（`status` 为 `partial`），
+  被拒绝的记录在 `errors[]` 中给出 `{index, loc, message}` 并原样保存在隔离区；全部记录无效时返回
+  422 `1002`（`status` 为 `rejected`），该 `batch_id` 不被占用。
+* **幂等 (idempotency)**：相同 `batch_id` 且请求体相同（解压后字节的 SHA-256 相同）时返回原回执、不重复存储，
+  并带响应头 `Idempotent-Replay: true`；请求体不同则返回 409 `3001`。
+* **请求头 `Content-Encoding: gzip`**：请求体可以 gzip 压缩（也接受 `x-gzip`；缺省或 `identity` 为不压缩），
+  其他编码返回 415 `1004`；`Content-Type` 须为 `application/json`（或 `*+json`）。
+* **更新语义**：rooms / assets / alarms 为合并更新（缺省字段保留已存值，`null` 清空）；
+  metrics / environment 后写入者覆盖；logs 只插入、不可修改。
+* **授权范围**：云服务提供方只能为其绑定的云平台推送（否则 403 `2006`）。
+""",
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Content-Encoding",
+                "in": "header",
+                "required": False,
+                "description": "请求体压缩方式：gzip（或 x-gzip）；缺省为不压缩 (request body compression)",
+                "schema": {"type": "string", "enum": ["gzip", "x-gzip", "identity"]},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "description": "推送批次，记录结构随 {kind} 而定 (the batch; its records depend on {kind})",
+            "content": {"application/json": {"schema": push_body_schema()}},
+        },
+    },
 )
 async def push_report(
     request: Request,
