@@ -221,10 +221,14 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error_response(request, NotFound("接口不存在 (no such endpoint)"))
     if exc.status_code == 405:
-        err = BadParameter("不支持该请求方法 (method not allowed)")
-        response = error_response(request, err)
-        response.status_code = 405
-        return response
+        # §2.1 has no code for 405 and the status must match the code: 400 1001, with Allow
+        allow = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+        err = BadParameter(
+            f"该接口不支持 {request.method} 方法 (method not allowed; use {allow or 'another method'})"
+        )
+        if allow:
+            err.headers = {"Allow": allow}
+        return error_response(request, err)
     err2 = AppError(str(exc.detail))
     response = error_response(request, err2)
     response.status_code = exc.status_code
