@@ -871,3 +871,46 @@ async def test_records_may_name_an_asset_the_hub_has_not_seen_and_are_flagged(hu
     await push_ok(hub, "assets", batch(P, "a-1", [vm("vm-ghost")]))
     known = await push_ok(hub, "metrics", batch(P, "m-2", [metric(asset_id="vm-ghost", ts=ago(minutes=2))]))
     assert known["warnings"] == []
+
+
+async def test_a_point_s_attributes_follow_its_latest_sample_and_only_change_when_told(
+    hub: Hub, engine: AsyncEngine
+) -> None:
+    await hub.create_platform(P)
+    room = {
+        "room_code": "R1",
+        "name": "机房",
+        "datacenter_code": "DC",
+        "datacenter_name": "数据中心",
+        "region_code": "440100",
+        "gb50174_class": "A",
+        "aisle_containment": True,
+    }
+    assert (await hub.push("rooms", batch(P, "room", [room]))).status_code == 200
+    base = now_utc() - timedelta(minutes=10)
+
+    def sample(minute: int, **fields: Any) -> dict[str, Any]:
+        return {
+            "room_code": "R1",
+            "point_code": "T1",
+            "point_type": "rack_inlet_temp",
+            "ts": rfc3339(base + timedelta(minutes=minute)),
+            "value": 22.0,
+            **fields,
+        }
+
+    pushes = [
+        [sample(0, rack_code="A01", position="rack_inlet", interval_s=60)],
+        [sample(1)],  # absent attributes keep their values
+        [sample(2, rack_code="A02"), sample(3, height_m=1.2)],
+        [sample(4, position=None)],  # null clears
+    ]
+    for n, records in enumerate(pushes):
+        assert (await hub.push("environment", batch(P, f"env-{n}", records))).status_code == 200
+    async with engine.connect() as conn:
+        point = (
+            await conn.execute(
+                text("SELECT rack_code, position, height_m, interval_s FROM environment_point")
+            )
+        ).one()
+    assert tuple(point) == ("A02", None, 1.2, 60)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import Table, and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -642,6 +642,7 @@ class EnvironmentHandler(KindHandler):
         self._check_age(ctx, item, "ts", self.settings.retention_environment_days)
 
     async def check(self, session: AsyncSession, ctx: BatchContext, items: list[Item]) -> None:
+        self._stored_points: dict[tuple[str, str], dict[str, Any]] = {}
         valid = [i for i in items if i.ok]
         rooms = sorted({i.record.room_code for i in valid})
         known_rooms: set[str] = set()
@@ -687,15 +688,16 @@ class EnvironmentHandler(KindHandler):
         types: dict[tuple[str, str], str] = {}
         for part in chunks(sorted(first_seen), _IN_CHUNK):
             point_rows = await session.execute(
-                select(
-                    EnvironmentPoint.room_code, EnvironmentPoint.point_code, EnvironmentPoint.point_type
-                ).where(
+                select(EnvironmentPoint).where(
                     EnvironmentPoint.platform_code == ctx.platform_code,
                     key_in((EnvironmentPoint.room_code, EnvironmentPoint.point_code), list(part)),
                 )
             )
-            for row in point_rows.all():
-                types[(str(row[0]), str(row[1]))] = str(row[2])
+            for point in point_rows.scalars():
+                types[(point.room_code, point.point_code)] = point.point_type
+                self._stored_points[(point.room_code, point.point_code)] = {
+                    f: getattr(point, f) for f in self.POINT_FIELDS
+                }
         for item in valid:
             r = item.record
             stored = types.get((r.room_code, r.point_code))
@@ -706,21 +708,32 @@ class EnvironmentHandler(KindHandler):
                 )
 
     async def write(self, session: AsyncSession, ctx: BatchContext, items: list[Item]) -> None:
-        latest: dict[tuple[str, str], Item] = {}
+        # merge-patch the points' attributes sample by sample in record order; write only the
+        # points that actually changed
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
         for item in sorted(items, key=lambda i: i.index):
-            latest[(item.record.room_code, item.record.point_code)] = item
-        for (rc, pc), item in sorted(latest.items()):
-            given = {f: v for f, v in item.fields().items() if f in self.POINT_FIELDS}
-            if given:
-                await session.execute(
-                    update(EnvironmentPoint)
-                    .where(
-                        EnvironmentPoint.platform_code == ctx.platform_code,
-                        EnvironmentPoint.room_code == rc,
-                        EnvironmentPoint.point_code == pc,
-                    )
-                    .values(**given, updated_at=ctx.now)
+            point = (item.record.room_code, item.record.point_code)
+            attrs = merged.setdefault(point, dict(self._stored_points.get(point, {})))
+            attrs.update({f: v for f, v in item.fields().items() if f in self.POINT_FIELDS})
+        changed = [
+            {"b_room": rc, "b_point": pc, **attrs, "updated_at": ctx.now}
+            for (rc, pc), attrs in sorted(merged.items())
+            if attrs != self._stored_points.get((rc, pc), {})
+        ]
+        if changed:
+            columns = [*self.POINT_FIELDS, "updated_at"]
+            changed = [dict.fromkeys(columns) | row for row in changed]
+            table: Table = EnvironmentPoint.__table__  # type: ignore[assignment]
+            await session.execute(
+                update(table)
+                .where(
+                    table.c.platform_code == ctx.platform_code,
+                    table.c.room_code == bindparam("b_room"),
+                    table.c.point_code == bindparam("b_point"),
                 )
+                .values({c: bindparam(c) for c in columns}),
+                changed,
+            )
         rows = [
             {
                 "platform_code": ctx.platform_code,
