@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -41,10 +42,24 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         kwargs["max_overflow"] = settings.db_pool_size
         kwargs["pool_pre_ping"] = True
         kwargs["pool_timeout"] = 10
+    # orjson for JSON columns: several times faster than the json module on bulk batches
+    kwargs["json_serializer"] = _json_dumps
+    kwargs["json_deserializer"] = _json_loads
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine, settings)
     return engine
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _json_loads(value: Any) -> Any:
+    # SQLite gives a JSON column NUMERIC affinity: a stored scalar like 4 comes back as a number
+    if isinstance(value, str | bytes | bytearray | memoryview):
+        return orjson.loads(value)
+    return value
 
 
 def _configure_sqlite(engine: AsyncEngine, settings: Settings) -> None:

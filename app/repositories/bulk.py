@@ -6,7 +6,8 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import text, tuple_
+from sqlalchemy import String, bindparam, func, select, text, true, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,3 +74,43 @@ async def lock_platform(session: AsyncSession, platform_code: str, purpose: str)
     digest = hashlib.sha256(f"{purpose}|{platform_code}".encode()).digest()
     lock_id = int.from_bytes(digest[:8], "big", signed=True)
     await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+
+
+async def rows_by_key(
+    session: AsyncSession,
+    table: Any,
+    platform_code: str,
+    key_column: str,
+    keys: Sequence[str],
+    columns: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Stored rows of one platform whose ``key_column`` is one of ``keys``, as dicts.
+
+    PostgreSQL: one probe of the (platform, key) unique index per key (``unnest`` + ``LATERAL``).
+    A plain ``key IN (…)`` lets the planner pick a platform-only index when statistics lag
+    behind a fast-growing platform, and then filter every row of the platform against the list.
+    SQLite: ``IN`` in chunks (it uses the unique index either way).
+    """
+    if not keys:
+        return []
+    wanted = [table.c[c] for c in columns] if columns else list(table.c)
+    found: list[dict[str, Any]] = []
+    if dialect_name(session) == "postgresql":
+        for part in chunks(sorted(set(keys)), 5_000):
+            # one array parameter, not one parameter per key: the statement stays cacheable
+            keys_param = bindparam("keys", value=list(part), type_=PG_ARRAY(String))
+            probe = func.unnest(keys_param).table_valued("key").render_derived(name="k")
+            hit = (
+                select(*wanted)
+                .where(table.c.platform_code == platform_code, table.c[key_column] == probe.c.key)
+                .lateral("hit")
+            )
+            result = await session.execute(select(hit).select_from(probe).join(hit, true()))
+            found.extend(row._asdict() for row in result)
+        return found
+    for part in chunks(sorted(set(keys)), 500):
+        result = await session.execute(
+            select(*wanted).where(table.c.platform_code == platform_code, table.c[key_column].in_(part))
+        )
+        found.extend(row._asdict() for row in result)
+    return found

@@ -41,6 +41,8 @@ class DomesticLists:
 
     def __init__(self, rows: Iterable[tuple[str, str, list[str]]]) -> None:
         self.by_list: dict[str, list[ListEntry]] = {}
+        # a batch has few distinct vendor / OS / product strings: judge each once
+        self._judged: dict[tuple[Any, ...], dict[str, Any]] = {}
         for list_code, entry, aliases in rows:
             patterns = tuple(_pattern(a) for a in [*aliases, entry] if a)
             self.by_list.setdefault(list_code, []).append(ListEntry(list_code, entry, patterns))
@@ -56,6 +58,16 @@ class DomesticLists:
         self, list_codes: tuple[str, ...], fields: Mapping[str, Any], names: tuple[str, ...]
     ) -> dict[str, Any]:
         """``true`` with the matching entry, ``false`` when judged against no match, ``null``."""
+        memo_key = (list_codes, names, *(fields.get(n) for n in names))
+        cached = self._judged.get(memo_key)
+        if cached is None:
+            cached = self._judge(list_codes, fields, names)
+            self._judged[memo_key] = cached
+        return cached
+
+    def _judge(
+        self, list_codes: tuple[str, ...], fields: Mapping[str, Any], names: tuple[str, ...]
+    ) -> dict[str, Any]:
         available = [c for c in list_codes if self.by_list.get(c)]
         given = [(n, fields.get(n)) for n in names if fields.get(n)]
         if not given or not available:

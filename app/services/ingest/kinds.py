@@ -33,7 +33,7 @@ from app.models import (
     MetricSeries,
     Room,
 )
-from app.repositories.bulk import chunks, key_in, lock_platform, upsert_rows
+from app.repositories.bulk import chunks, key_in, lock_platform, rows_by_key, upsert_rows
 from app.schemas.ingest import AssetRecord
 from app.services import log_chain
 from app.services.domestic import DomesticLists, verdicts
@@ -59,6 +59,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | dict):
         return orjson.loads(orjson.dumps(value))
     return value
+
+
+def _differs(new: Any, old: Any) -> bool:
+    """Whether a stored value changes; cheap equality first, JSON form only when types differ."""
+    if new == old:
+        return False
+    if new is None or old is None or type(new) is type(old):
+        return True
+    return bool(_jsonable(new) != _jsonable(old))
 
 
 def _dump(value: Any) -> Any:
@@ -111,14 +120,8 @@ class KindHandler:
         ids = sorted({getattr(i.record, "asset_id", None) or "" for i in items} - {""})
         if not ids:
             return
-        known: set[str] = set()
-        for part in chunks(ids, _IN_CHUNK):
-            rows = await session.execute(
-                select(Asset.asset_id).where(
-                    Asset.platform_code == ctx.platform_code, Asset.asset_id.in_(part)
-                )
-            )
-            known.update(rows.scalars())
+        found = await rows_by_key(session, Asset.__table__, ctx.platform_code, "asset_id", ids, ("asset_id",))
+        known = {row["asset_id"] for row in found}
         unknown = [a for a in ids if a not in known]
         if unknown:
             shown = ", ".join(unknown[:20]) + (" …" if len(unknown) > 20 else "")
@@ -208,12 +211,9 @@ class AssetsHandler(KindHandler):
         await lock_platform(session, ctx.platform_code, "assets")
         lists = await self._lists(session)
         ids = [self.key(i)[0] for i in items]
-        existing: dict[str, Asset] = {}
-        for part in chunks(ids, _IN_CHUNK):
-            result = await session.execute(
-                select(Asset).where(Asset.platform_code == ctx.platform_code, Asset.asset_id.in_(part))
-            )
-            existing.update({a.asset_id: a for a in result.scalars()})
+        # plain rows, not ORM objects: a batch reads thousands and only compares them
+        found = await rows_by_key(session, Asset.__table__, ctx.platform_code, "asset_id", ids)
+        existing = {row["asset_id"]: row for row in found}
         volatile = set(self.settings.history_volatile_fields)
         tracked = (*self.RECORD_FIELDS, "is_domestic_reported")
         rows: list[dict[str, Any]] = []
@@ -235,10 +235,10 @@ class AssetsHandler(KindHandler):
                 revision, created_at = 1, ctx.now
                 retired_by = None
             else:
-                merged = {f: getattr(old, f) for f in tracked}
+                merged = {f: old[f] for f in tracked}
                 merged.update(given)
-                revision, created_at = old.revision, old.created_at
-                retired_by = old.retired_by_snapshot
+                revision, created_at = old["revision"], old["created_at"]
+                retired_by = old["retired_by_snapshot"]
                 if retired_by and "lifecycle" not in given and merged["lifecycle"] == "retired":
                     # retired by a snapshot and reported again: it is back in use
                     merged["lifecycle"] = "in_use"
@@ -247,12 +247,12 @@ class AssetsHandler(KindHandler):
             domestic, is_domestic = verdicts(lists, merged)
             merged["domestic"] = domestic
             merged["is_domestic"] = is_domestic
-            diff = [
-                f
-                for f in (*tracked, "is_domestic")
-                if old is not None and _jsonable(merged[f]) != _jsonable(getattr(old, f))
-            ]
-            if old is not None and old.domestic != domestic:
+            diff = (
+                [f for f in (*tracked, "is_domestic") if _differs(merged[f], old[f])]
+                if old is not None
+                else []
+            )
+            if old is not None and old["domestic"] != domestic:
                 diff.append("domestic")
             history = [f for f in diff if f not in volatile and f != "domestic"]
             if old is None:
@@ -260,7 +260,7 @@ class AssetsHandler(KindHandler):
             elif history:
                 revision += 1
                 for f in history:
-                    changes.append(self._change(ctx, asset_id, revision, f, getattr(old, f), merged[f]))
+                    changes.append(self._change(ctx, asset_id, revision, f, old[f], merged[f]))
             changed = old is None or bool(diff)
             rows.append(
                 {
@@ -275,7 +275,7 @@ class AssetsHandler(KindHandler):
                     "retired_by_snapshot": retired_by,
                     "last_batch_id": ctx.batch_id,
                     "created_at": created_at,
-                    "updated_at": ctx.now if changed or old is None else old.updated_at,
+                    "updated_at": ctx.now if changed or old is None else old["updated_at"],
                     "last_seen_at": ctx.now,
                 }
             )
@@ -480,14 +480,15 @@ class LogsHandler(KindHandler):
     async def write(self, session: AsyncSession, ctx: BatchContext, items: list[Item]) -> None:
         head = await self._lock_head(session, ctx)
         keyed = [(self.key(i)[0], i) for i in items]
-        stored: dict[str, str] = {}
-        for part in chunks([k for k, _ in keyed], _IN_CHUNK):
-            result = await session.execute(
-                select(LogRecord.log_key, LogRecord.content_sha256).where(
-                    LogRecord.platform_code == ctx.platform_code, LogRecord.log_key.in_(part)
-                )
-            )
-            stored.update((row[0], row[1]) for row in result.all())
+        found = await rows_by_key(
+            session,
+            LogRecord.__table__,
+            ctx.platform_code,
+            "log_key",
+            [k for k, _ in keyed],
+            ("log_key", "content_sha256"),
+        )
+        stored = {row["log_key"]: row["content_sha256"] for row in found}
         # the chain follows arrival order: the order of the records in the batch
         keyed.sort(key=lambda pair: pair[1].index)
         rows: list[dict[str, Any]] = []
