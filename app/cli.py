@@ -131,6 +131,32 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _verify_audit(settings: Settings) -> dict[str, Any]:
+    from app.db import create_engine, create_sessionmaker
+    from app.security.audit import verify_audit
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return await verify_audit(session, settings.data_dir)
+    finally:
+        await engine.dispose()
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    result = asyncio.run(_verify_audit(settings))
+    print(json.dumps(result, ensure_ascii=False, default=str))
+    if not result["ok"]:
+        print(
+            f"审计链损坏：第一个异常事件 seq={result['first_bad_seq']}：{result['reason']} "
+            f"(audit chain broken at seq {result['first_bad_seq']})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def _cmd_scheduler(args: argparse.Namespace) -> int:
     from app.collectors.scheduler import run_scheduler
 
@@ -165,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--kind", action="append", help="readable kind for integrators (repeatable)")
     create.add_argument("--require-signature", action=argparse.BooleanOptionalAction, default=None)
     create.set_defaults(func=_cmd_clients_create)
+
+    audit = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser(
+        "verify", help="check the audit chain; exit 1 naming the first bad event"
+    ).set_defaults(func=_cmd_audit_verify)
 
     sub.add_parser("scheduler", help="the collector scheduler as its own process").set_defaults(
         func=_cmd_scheduler

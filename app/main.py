@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app.api import admin, assets, health, logs, reports
-from app.api.middleware import RequestIdMiddleware
+from app.api import admin, assets, audit, health, logs, reports
+from app.api.middleware import AuditMiddleware, RequestIdMiddleware
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
+from app.security.audit import AuditWriter
 from app.security.keys import server_key_for
 
 DESCRIPTION = """
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server_key_for(app.state)  # a production hub without its key refuses to start
         yield
+        await app.state.audit_writer.close()
         await engine.dispose()
 
     app = FastAPI(
@@ -54,8 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.audit_writer = AuditWriter(app.state.sessionmaker, settings.data_dir)
     install_error_handlers(app)
+    # outermost last: request id → audit → the app
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, reports, admin, assets, logs):
+    for module in (health, reports, admin, audit, assets, logs):
         app.include_router(module.router)
     return app

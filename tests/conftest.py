@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,7 @@ from app.db import create_engine, create_sessionmaker
 from app.main import create_app
 from app.models import Base
 from app.schemas.common import ClientCreate
+from app.security.audit import HEAD_FILE
 from app.security.keys import load_server_key
 from app.services.clients import create_client
 from tests.helpers import Hub
@@ -88,7 +90,9 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def _empty_tables(engine: AsyncEngine) -> None:
+async def _empty_tables(engine: AsyncEngine, settings: Settings) -> None:
+    """A fresh hub: every table but the seeded reference data, and the audit head checkpoint."""
+    (Path(settings.data_dir) / HEAD_FILE).unlink(missing_ok=True)
     tables = [t.name for t in Base.metadata.sorted_tables if t.name not in REFERENCE_TABLES]
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -100,9 +104,10 @@ async def _empty_tables(engine: AsyncEngine) -> None:
 
 @pytest.fixture
 async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Any]:
-    await _empty_tables(engine)
+    await _empty_tables(engine, settings)
     application = create_app(settings)
     yield application
+    await application.state.audit_writer.close()
     await application.state.engine.dispose()
 
 
@@ -127,7 +132,7 @@ async def hub(app: Any, http: httpx.AsyncClient, settings: Settings) -> Hub:
 @pytest.fixture
 async def small_hub(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Hub]:
     """The hub with small push limits (5 records, 2 000 bytes per body), for the §4 limits."""
-    await _empty_tables(engine)
+    await _empty_tables(engine, settings)
     small = settings.model_copy(update={"max_records_per_batch": 5, "max_body_bytes": 2000})
     application = create_app(small)
     transport = httpx.ASGITransport(app=application)
@@ -138,4 +143,5 @@ async def small_hub(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Hu
             )
             await session.commit()
         yield Hub(client, created["bearer"], small)
+    await application.state.audit_writer.close()
     await application.state.engine.dispose()

@@ -1,11 +1,17 @@
-"""Pure ASGI middleware: a request id on every request and answer."""
+"""Pure ASGI middleware: request ids, the audit trail."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.security.audit import source_ip
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -39,3 +45,121 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: liveness probes are not requests of any client: they are not audited
+UNAUDITED_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def claimed_app_key(scope: Scope) -> str | None:
+    """The key a refused request claimed to be (never the secret after the dot)."""
+    principal = scope.get("state", {}).get("principal")
+    if principal is not None:
+        return str(principal.app_key)
+    header = _header(scope, b"x-app-key")
+    if header:
+        return header[:64]
+    authorization = _header(scope, b"authorization") or ""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token.strip().split(".", 1)[0][:64] or None
+    return None
+
+
+class AuditMiddleware:
+    """Writes every request to the audit chain; a write's event is committed before its answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in UNAUDITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        hub = scope["app"]
+        writer = hub.state.audit_writer
+        settings = hub.state.settings
+        started = datetime.now(UTC)
+        client = scope.get("client")
+        method = str(scope.get("method", ""))
+        raw_path = scope.get("raw_path") or str(scope.get("path", "")).encode()
+        event_base = {
+            "at": started,
+            "method": method,
+            "path": bytes(raw_path).split(b"?", 1)[0].decode("latin-1")[:2048],
+            "query": bytes(scope.get("query_string", b"")).decode("latin-1"),
+            "source_ip": source_ip(
+                client[0] if client else None, _header(scope, b"x-forwarded-for"), settings.trusted_proxies
+            ),
+        }
+        replaced = False
+
+        def event(status: int) -> dict[str, Any]:
+            state = scope.get("state", {})
+            principal = state.get("principal")
+            return {
+                **event_base,
+                "app_key": claimed_app_key(scope),
+                "role": principal.role if principal is not None else None,
+                "status": status,
+                "records": state.get("audit_records"),
+                "request_id": str(state.get("request_id", "")),
+            }
+
+        async def audited_send(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return
+            if message["type"] == "http.response.start":
+                fields = event(int(message["status"]))
+                if method in WRITE_METHODS:
+                    try:
+                        await writer.commit(fields)
+                    except Exception:
+                        replaced = True
+                        await _send_unavailable(send, str(fields["request_id"]))
+                        return
+                else:
+                    writer.submit(fields)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, audited_send)
+        except Exception:
+            fields = event(500)
+            with contextlib.suppress(Exception):
+                if method in WRITE_METHODS:
+                    await writer.commit(fields)
+                else:
+                    writer.submit(fields)
+            raise
+
+
+async def _send_unavailable(send: Send, request_id: str) -> None:
+    body = orjson.dumps(
+        {
+            "code": "5001",
+            "message": "审计日志暂不可写，请稍后重试 (audit log unavailable; retry later)",
+            "request_id": request_id,
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"retry-after", b"5"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -115,6 +115,7 @@ async def push_report(
         kind, body, reporter=principal.reporter, authorize=_push_authorizer(principal)
     )
     receipt = ReceiptOut.model_validate(outcome.receipt).model_dump(mode="json", exclude_none=True)
+    request.state.audit_records = outcome.receipt["received"]
     headers = {"Idempotent-Replay": "true"} if outcome.replay else {}
     request_id = request_id_of(request)
     if outcome.all_rejected:

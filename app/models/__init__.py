@@ -2,6 +2,7 @@
 
 from app.models.alarm import Alarm
 from app.models.asset import Asset, AssetChange, AssetSnapshot, AssetSnapshotMember
+from app.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from app.models.base import Base
 from app.models.batch import BatchReceipt, QuarantinedRecord
 from app.models.client import Client
@@ -18,6 +19,9 @@ __all__ = [
     "AssetChange",
     "AssetSnapshot",
     "AssetSnapshotMember",
+    "AuditCheckpoint",
+    "AuditEvent",
+    "AuditHead",
     "Base",
     "BatchReceipt",
     "Client",
