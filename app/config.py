@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     # fields whose changes are stored without history (§4.2)
     history_volatile_fields: list[str] = Field(default_factory=lambda: ["used_gib", "source_updated_at"])
 
+    # rate limits (§9): [tokens per second, burst] per role, and per source IP before authentication
+    rate_limit_enabled: bool = True
+    rate_limit_roles: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "admin": (50.0, 200.0),
+            "regulator": (20.0, 100.0),
+            "provider": (20.0, 100.0),
+            "integrator": (10.0, 50.0),
+        }
+    )
+    rate_limit_ip: tuple[float, float] = (100.0, 400.0)
+
     # after a key rotation the previous secret stays valid this long
     client_rotation_overlap_s: int = 24 * 3600
 

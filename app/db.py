@@ -45,6 +45,8 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     # orjson for JSON columns: several times faster than the json module on bulk batches
     kwargs["json_serializer"] = _json_dumps
     kwargs["json_deserializer"] = _json_loads
+    # SQL parameters never appear in logs: they carry reported data and, by mistake, secrets
+    kwargs["hide_parameters"] = True
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine, settings)

@@ -9,12 +9,13 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app.api import admin, assets, audit, health, logs, reports
-from app.api.middleware import AuditMiddleware, RequestIdMiddleware
+from app.api.middleware import AuditMiddleware, RequestIdMiddleware, SourceRateLimitMiddleware
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.security.audit import AuditWriter
 from app.security.keys import server_key_for
+from app.security.ratelimit import RateLimiter
 
 DESCRIPTION = """
 政务云监管数据汇聚服务 — 汇聚各政务云平台上报的资产、日志、监控与机房环控数据
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         server_key_for(app.state)  # a production hub without its key refuses to start
         yield
         await app.state.audit_writer.close()
+        await app.state.rate_limiter.close()
         await engine.dispose()
 
     app = FastAPI(
@@ -57,8 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.audit_writer = AuditWriter(app.state.sessionmaker, settings.data_dir)
+    app.state.rate_limiter = RateLimiter(settings, engine)
     install_error_handlers(app)
-    # outermost last: request id → audit → the app
+    # outermost last: request id → audit → source-IP rate limit → the app
+    app.add_middleware(SourceRateLimitMiddleware)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for module in (health, reports, admin, audit, assets, logs):

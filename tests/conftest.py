@@ -33,6 +33,7 @@ from app.services.clients import create_client
 from tests.helpers import Hub
 
 PG_ADMIN_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+ROLES = ("admin", "regulator", "provider", "integrator")
 REFERENCE_TABLES = {"metric_definition", "domestic_list_entry"}
 BACKENDS = ["sqlite"] if os.environ.get("SUPHUB_TEST_SKIP_PG") == "1" else ["sqlite", "postgres"]
 
@@ -79,6 +80,11 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         database_url=database_url,
         data_dir=tmp_path_factory.mktemp("data"),
         env="development",
+        # generous limits: rate limiting has its own tests, with small ones
+        rate_limit_ip=(100_000.0, 100_000.0),
+        rate_limit_roles=dict.fromkeys(
+            ("admin", "regulator", "provider", "integrator"), (100000.0, 100000.0)
+        ),
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -108,6 +114,7 @@ async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Any]:
     application = create_app(settings)
     yield application
     await application.state.audit_writer.close()
+    await application.state.rate_limiter.close()
     await application.state.engine.dispose()
 
 
@@ -144,4 +151,5 @@ async def small_hub(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Hu
             await session.commit()
         yield Hub(client, created["bearer"], small)
     await application.state.audit_writer.close()
+    await application.state.rate_limiter.close()
     await application.state.engine.dispose()

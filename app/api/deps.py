@@ -49,6 +49,8 @@ async def current_principal(request: Request) -> Principal:
         body = await read_raw_body(request, settings.max_body_bytes)
     principal = await authenticate(request, body, sessionmaker_of(request), server_key_of(request), settings)
     request.state.principal = principal
+    limiter = request.app.state.rate_limiter
+    await limiter.take(f"key:{principal.app_key}", limiter.limit_for_role(principal.role))
     return principal
 
 

@@ -11,7 +11,9 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import AppError, RateLimited, StorageUnavailable
 from app.security.audit import source_ip
+from app.security.keys import APP_KEY_PATTERN
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -64,14 +66,12 @@ def claimed_app_key(scope: Scope) -> str | None:
     principal = scope.get("state", {}).get("principal")
     if principal is not None:
         return str(principal.app_key)
-    header = _header(scope, b"x-app-key")
-    if header:
-        return header[:64]
-    authorization = _header(scope, b"authorization") or ""
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        return token.strip().split(".", 1)[0][:64] or None
-    return None
+    claimed = _header(scope, b"x-app-key")
+    if claimed is None:
+        scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
+        claimed = token.strip().split(".", 1)[0] if scheme.lower() == "bearer" else None
+    # a client that sends its secret where the key id goes must not see it kept in the audit
+    return claimed if claimed and APP_KEY_PATTERN.fullmatch(claimed) else None
 
 
 class AuditMiddleware:
@@ -144,22 +144,44 @@ class AuditMiddleware:
 
 
 async def _send_unavailable(send: Send, request_id: str) -> None:
-    body = orjson.dumps(
-        {
-            "code": "5001",
-            "message": "审计日志暂不可写，请稍后重试 (audit log unavailable; retry later)",
-            "request_id": request_id,
-        }
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"retry-after", b"5"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    error = StorageUnavailable("审计日志暂不可写，请稍后重试 (audit log unavailable; retry later)")
+    await send_error(send, error, request_id)
+
+
+async def send_error(send: Send, error: AppError, request_id: str) -> None:
+    """The §2.1 envelope of ``error``, for middleware that answers before the app does."""
+    body = orjson.dumps({"code": error.code, "message": error.message, "request_id": request_id})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class SourceRateLimitMiddleware:
+    """The per-source-IP rate limit, before authentication (refusals are still audited)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in UNAUDITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        hub = scope["app"]
+        limiter = hub.state.rate_limiter
+        client = scope.get("client")
+        address = source_ip(
+            client[0] if client else None,
+            _header(scope, b"x-forwarded-for"),
+            hub.state.settings.trusted_proxies,
+        )
+        try:
+            await limiter.take(f"ip:{address}", limiter.ip_limit)
+        except RateLimited as exc:
+            await send_error(send, exc, str(scope.get("state", {}).get("request_id", "")))
+            return
+        await self.app(scope, receive, send)

@@ -9,6 +9,7 @@ from app.models.client import Client
 from app.models.log import LogChainHead, LogCheckpoint, LogRecord
 from app.models.metric import MetricDefinition, MetricSample, MetricSeries
 from app.models.platform import Platform
+from app.models.ratelimit import RateBucket
 from app.models.reference import DomesticListEntry
 from app.models.room import EnvironmentPoint, EnvironmentSample, Room
 from app.models.security import UsedNonce
@@ -36,6 +37,7 @@ __all__ = [
     "MetricSeries",
     "Platform",
     "QuarantinedRecord",
+    "RateBucket",
     "Room",
     "UsedNonce",
 ]

@@ -27,7 +27,7 @@ from app.errors import (
 )
 from app.models import Client, UsedNonce
 from app.security import signing
-from app.security.keys import ServerKey, hash_secret
+from app.security.keys import APP_KEY_PATTERN, ServerKey, hash_secret
 from app.security.principal import ALL_KINDS, Principal
 
 _SIGNED_HEADERS = ("x-app-key", "x-timestamp", "x-nonce", "x-content-digest", "x-signature")
@@ -44,7 +44,10 @@ def principal_of(client: Client) -> Principal:
 
 
 async def _active_client(session: AsyncSession, app_key: str) -> Client:
-    client = await session.get(Client, app_key) if app_key else None
+    # a malformed key id (often a secret sent in the wrong place) never reaches a query or its logs
+    if not APP_KEY_PATTERN.fullmatch(app_key):
+        raise UnknownKey()
+    client = await session.get(Client, app_key)
     if client is None or client.status != "active":
         raise UnknownKey()
     return client

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,10 @@ def server_key_for(state: Any) -> ServerKey:
 def hash_secret(secret: str) -> str:
     """The lookup hash of a client secret (the secret is 256 random bits, so SHA-256 suffices)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+#: what a key id looks like; anything else claimed as one is not recorded (it may be a secret)
+APP_KEY_PATTERN = re.compile(r"ak_[0-9a-f]{20}")
 
 
 def new_app_key() -> str:
