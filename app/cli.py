@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,9 @@ def _safe_url(settings: Settings) -> str:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.errors import ServerKeyError
     from app.main import create_app
-    from app.security.keys import ServerKeyError, load_server_key
+    from app.security.keys import load_server_key
 
     settings = get_settings()
     try:
@@ -157,6 +159,68 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _reencrypt(settings: Settings, old: Any, new: Any) -> int:
+    from app.db import create_engine, create_sessionmaker, write_session
+    from app.services.clients import reencrypt_secrets
+
+    engine = create_engine(settings)
+    try:
+        async with write_session(create_sessionmaker(engine)) as session:
+            return await reencrypt_secrets(session, old, new)
+    finally:
+        await engine.dispose()
+
+
+def _cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """Re-encrypt every stored secret under a new server key (§3)."""
+    import secrets as random_secrets
+
+    from app.errors import ServerKeyError
+    from app.security.keys import ServerKey, _parse_material, load_server_key, write_key_file
+
+    settings = get_settings()
+    try:
+        old = load_server_key(settings)
+    except ServerKeyError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    configured = bool(settings.secret_key and settings.secret_key.get_secret_value().strip())
+    if args.new_key_file:
+        material = _parse_material(Path(args.new_key_file).read_text())
+    elif configured:
+        print(
+            "SUPHUB_SECRET_KEY 由配置提供：请用 --new-key-file 指定新密钥文件 "
+            "(the key comes from SUPHUB_SECRET_KEY: give the new key with --new-key-file)",
+            file=sys.stderr,
+        )
+        return 2
+    else:
+        material = random_secrets.token_bytes(32)
+    new = ServerKey(material, (old, *old.others))
+    if new.key_id == old.key_id:
+        print("新密钥与当前密钥相同 (the new key is the current key)", file=sys.stderr)
+        return 2
+    migrate(settings)
+    count = asyncio.run(_reencrypt(settings, old, new))
+    if not configured:
+        key_file = Path(settings.data_dir) / "server.key"
+        os.replace(key_file, key_file.with_name(f"server.key.{old.key_id}.old"))
+        write_key_file(key_file, material)
+        advice = (
+            f"新密钥已写入 {key_file}，旧密钥保留为 server.key.{old.key_id}.old；请重启 hub 并备份新密钥 "
+            "(new key written; restart the hub and back the new key up)"
+        )
+    else:
+        advice = (
+            "请将 SUPHUB_SECRET_KEY 改为新密钥，并把旧密钥放入 SUPHUB_EXTRA_SECRET_KEYS，"
+            "直到所有进程都已重启；备份新密钥 (set SUPHUB_SECRET_KEY to the new key and keep the old one in "
+            "SUPHUB_EXTRA_SECRET_KEYS until every process has restarted; back the new key up)"
+        )
+    print(json.dumps({"rotated": count, "old_key_id": old.key_id, "new_key_id": new.key_id}))
+    print(advice, file=sys.stderr)
+    return 0
+
+
 def _cmd_scheduler(args: argparse.Namespace) -> int:
     from app.collectors.scheduler import run_scheduler
 
@@ -191,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--kind", action="append", help="readable kind for integrators (repeatable)")
     create.add_argument("--require-signature", action=argparse.BooleanOptionalAction, default=None)
     create.set_defaults(func=_cmd_clients_create)
+
+    keys = sub.add_parser("keys", help="the server key")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser("rotate", help="re-encrypt stored secrets under a new server key")
+    rotate.add_argument("--new-key-file", help="file holding the new key (64 hex characters)")
+    rotate.set_defaults(func=_cmd_keys_rotate)
 
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

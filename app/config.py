@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     database_read_url: str = ""
     secret_key: SecretStr | None = None
+    #: other server keys the hub can decrypt with (during a rotation), e.g. '["<64 hex>"]'
+    extra_secret_keys: list[SecretStr] = Field(default_factory=list)
     reporting_tz: str = "Asia/Shanghai"
     public_base_path: str = ""
     trusted_proxies: list[str] = Field(default_factory=list)

@@ -57,6 +57,10 @@ class ErrorItem(dict[str, Any]):
         return item
 
 
+class ServerKeyError(RuntimeError):
+    """The server key is missing, a placeholder, or cannot open a stored secret (operator's problem)."""
+
+
 class AppError(Exception):
     """An error with a §2.1 code; rendered as the standard envelope."""
 
@@ -246,6 +250,12 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(request, InternalError())
 
 
+async def _server_key_error(request: Request, exc: Exception) -> Response:
+    """The configured server keys cannot open a stored secret: the operator must fix the keys."""
+    log.error("server key problem: %s", exc)
+    return error_response(request, StorageUnavailable(str(exc), retry_after_s=60))
+
+
 def is_storage_unavailable(exc: BaseException) -> bool:
     """Connection failures, pool exhaustion and SQLite lock timeouts: retry later, nothing stored."""
     if isinstance(exc, PoolTimeoutError | ConnectionError | TimeoutError):
@@ -262,4 +272,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(ConnectionError, _database_error)
+    app.add_exception_handler(ServerKeyError, _server_key_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -89,3 +89,58 @@ def test_sign_prints_the_signature_headers(tmp_path: Path) -> None:
         "X-Content-Digest",
         "X-Signature",
     }
+
+
+async def _signed_get(data_dir: Path, created: dict[str, str], **env: str) -> int:
+    """Status of a signed GET by ``created``'s key against a hub on ``data_dir``."""
+    from app.security.signing import signed_headers
+
+    settings = Settings(data_dir=data_dir, _env_file=None, **env)  # type: ignore[call-arg,arg-type]
+    app = create_app(settings)
+    headers = signed_headers(
+        app_key=created["app_key"], secret=created["secret"], method="GET", path="/api/v1/admin/clients"
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub.test") as http:
+        status = (await http.get("/api/v1/admin/clients", headers=headers)).status_code
+    await app.state.audit_writer.close()
+    await app.state.rate_limiter.close()
+    await app.state.engine.dispose()
+    return status
+
+
+async def test_keys_rotate_reencrypts_every_secret_and_keeps_the_old_key_readable(tmp_path: Path) -> None:
+    created = json.loads(_run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path).stdout)
+    key_file = tmp_path / "var" / "server.key"
+    old_key = key_file.read_text()
+    assert await _signed_get(tmp_path / "var", created) == 200
+
+    result = _run(["keys", "rotate"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    rotated = json.loads(result.stdout)
+    assert rotated["rotated"] == 1 and rotated["old_key_id"] != rotated["new_key_id"]
+    assert key_file.read_text() != old_key
+    assert (tmp_path / "var" / f"server.key.{rotated['old_key_id']}.old").read_text() == old_key
+    assert created["secret"] not in result.stdout + result.stderr
+    # signatures still verify: the secret is now encrypted under the new key
+    assert await _signed_get(tmp_path / "var", created) == 200
+    # and the new key alone opens it (the old one is only a fallback)
+    (tmp_path / "var" / f"server.key.{rotated['old_key_id']}.old").unlink()
+    assert await _signed_get(tmp_path / "var", created) == 200
+
+
+async def test_keys_rotate_with_a_configured_key_needs_the_new_key_file(tmp_path: Path) -> None:
+    old, new = "a" * 64, "b" * 64
+    env = {"SUPHUB_SECRET_KEY": old}
+    created = json.loads(
+        _run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path, **env).stdout
+    )
+    refused = _run(["keys", "rotate"], tmp_path, **env)
+    assert refused.returncode == 2 and "--new-key-file" in refused.stderr
+    (tmp_path / "new.key").write_text(new)
+    done = _run(["keys", "rotate", "--new-key-file", str(tmp_path / "new.key")], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert "SUPHUB_EXTRA_SECRET_KEYS" in done.stderr
+    assert await _signed_get(tmp_path / "var", created, secret_key=new) == 200
+    # a hub still on the old key cannot open the secret: a clear 503, never a 500
+    assert await _signed_get(tmp_path / "var", created, secret_key=old) == 503
+    assert await _signed_get(tmp_path / "var", created, secret_key=old, extra_secret_keys=[new]) == 200

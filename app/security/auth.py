@@ -8,9 +8,11 @@ after the signature is valid, and in its own short transaction.
 from __future__ import annotations
 
 import hmac
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +32,8 @@ from app.security import signing
 from app.security.keys import APP_KEY_PATTERN, ServerKey, hash_secret
 from app.security.principal import ALL_KINDS, Principal
 
+#: share of requests that also sweep expired rows (nonces, rate buckets)
+_SWEEP_PROBABILITY = 0.01
 _SIGNED_HEADERS = ("x-app-key", "x-timestamp", "x-nonce", "x-content-digest", "x-signature")
 
 
@@ -155,6 +159,9 @@ async def _record_nonce(
             where=UsedNonce.expires_at < now,
         ).returning(UsedNonce.app_key)
         stored = (await session.execute(stmt)).first()
+        if random.random() < _SWEEP_PROBABILITY:
+            # expired nonces are only kept to refuse replays: sweep them now and then
+            await session.execute(delete(UsedNonce).where(UsedNonce.expires_at < now))
         await session.commit()
     if stored is None:
         raise NonceReused()

@@ -21,14 +21,11 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from app.config import PLACEHOLDER_SECRETS, Settings
+from app.errors import ServerKeyError
 
 log = logging.getLogger(__name__)
 
 _MAGIC = b"SHK1"
-
-
-class ServerKeyError(RuntimeError):
-    """The server key is missing, a placeholder or unreadable: the hub must not start."""
 
 
 def _sm4_gcm_available() -> bool:
@@ -46,9 +43,14 @@ SM4_AVAILABLE = _sm4_gcm_available()
 
 @dataclass(frozen=True)
 class ServerKey:
-    """32 bytes of key material; ``key_id`` is derived from it, so it names the key, not a slot."""
+    """32 bytes of key material; ``key_id`` is derived from it, so it names the key, not a slot.
+
+    ``others`` are older (or upcoming) keys this hub can still decrypt with: a ciphertext names
+    the key that made it, so a rotation never has to guess.
+    """
 
     material: bytes
+    others: tuple[ServerKey, ...] = ()
 
     @property
     def key_id(self) -> str:
@@ -76,7 +78,13 @@ class ServerKey:
             raise ValueError("not a hub ciphertext")
         alg_name, key_id = blob[4:8], blob[8:24].decode()
         if key_id != self.key_id:
-            raise ValueError(f"encrypted under another server key ({key_id})")
+            for other in self.others:
+                if other.key_id == key_id:
+                    return other.decrypt(blob)
+            raise ServerKeyError(
+                f"服务器密钥无法解密（密文使用密钥 {key_id}），请检查 SUPHUB_SECRET_KEY 与 "
+                f"SUPHUB_EXTRA_SECRET_KEYS (no configured server key has id {key_id})"
+            )
         header, nonce, rest = blob[:24], blob[24:36], blob[36:]
         body, tag = rest[:-16], rest[-16:]
         if alg_name == b"SM4G":
@@ -112,8 +120,13 @@ def load_server_key(settings: Settings) -> ServerKey:
     configured = settings.secret_key.get_secret_value() if settings.secret_key else ""
     if configured.strip().lower() in PLACEHOLDER_SECRETS:
         configured = ""
+    extra = tuple(
+        ServerKey(_parse_material(k.get_secret_value()))
+        for k in settings.extra_secret_keys
+        if k.get_secret_value().strip().lower() not in PLACEHOLDER_SECRETS
+    )
     if configured:
-        return ServerKey(_parse_material(configured))
+        return ServerKey(_parse_material(configured), extra)
     if settings.env == "production":
         raise ServerKeyError(
             "生产环境必须设置 SUPHUB_SECRET_KEY（不能为空或示例值）"
@@ -121,14 +134,27 @@ def load_server_key(settings: Settings) -> ServerKey:
         )
     path = Path(settings.data_dir) / "server.key"
     if path.exists():
-        return ServerKey(_parse_material(path.read_text()))
+        # keys retired by `supervision-hub keys rotate` stay readable beside it
+        retired = tuple(
+            ServerKey(_parse_material(p.read_text())) for p in sorted(path.parent.glob("server.key.*.old"))
+        )
+        return ServerKey(_parse_material(path.read_text()), extra + retired)
     path.parent.mkdir(parents=True, exist_ok=True)
     material = secrets.token_bytes(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(material.hex() + "\n")
     log.warning("generated a new server key at %s: back it up", path)
-    return ServerKey(material)
+    return ServerKey(material, extra)
+
+
+def write_key_file(path: Path, material: bytes) -> None:
+    """A key file readable by its owner only."""
+    tmp = path.with_suffix(".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(material.hex() + "\n")
+    os.replace(tmp, path)
 
 
 def server_key_for(state: Any) -> ServerKey:

@@ -8,12 +8,13 @@ On PostgreSQL they live in the hub's database; on SQLite in a small file of thei
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, case, literal
+from sqlalchemy import Table, case, delete, literal
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,6 +24,7 @@ from app.db import create_engine
 from app.errors import RateLimited
 from app.models import RateBucket
 
+_SWEEP_PROBABILITY = 0.01
 RATE_BUCKET: Table = RateBucket.__table__  # type: ignore[assignment]
 
 
@@ -76,6 +78,9 @@ class RateLimiter:
         ).returning(table.c.tokens)
         async with self.engine.begin() as conn:
             tokens = float((await conn.execute(stmt)).scalar_one())
+            if random.random() < _SWEEP_PROBABILITY:
+                # a bucket idle for a day is full again: forgetting it changes nothing
+                await conn.execute(delete(table).where(table.c.updated_at < now - 86_400))
         if tokens < 0:
             wait = max(1, math.ceil(-tokens / limit.rate_per_s)) if limit.rate_per_s > 0 else 60
             raise RateLimited(

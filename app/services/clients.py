@@ -155,3 +155,15 @@ async def revoke_client(session: AsyncSession, app_key: str) -> dict[str, Any]:
     client.updated_at = datetime.now(UTC)
     await session.flush()
     return client_out(client)
+
+
+async def reencrypt_secrets(session: AsyncSession, old: ServerKey, new: ServerKey) -> int:
+    """Re-encrypt every stored client secret (and overlapping previous secret) under ``new``."""
+    rows = (await session.execute(select(Client).with_for_update())).scalars().all()
+    for client in rows:
+        client.secret_ciphertext = new.encrypt(old.decrypt(client.secret_ciphertext))
+        if client.previous_secret_ciphertext:
+            client.previous_secret_ciphertext = new.encrypt(old.decrypt(client.previous_secret_ciphertext))
+        client.secret_key_id = new.key_id
+    await session.flush()
+    return len(rows)
