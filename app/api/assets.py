@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from app.api.deps import CurrentPrincipal, SessionDep, ok, server_key_of
 from app.schemas.common import Envelope, ErrorEnvelope
 from app.services import assets as asset_service
+from app.services.assets import AssetFilters
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404)}
@@ -21,22 +22,39 @@ async def list_assets(
     principal: CurrentPrincipal,
     session: SessionDep,
     platform_code: Annotated[str | None, Query(description="云平台编码", max_length=64)] = None,
-    include_retired: Annotated[bool, Query(description="是否包含已退役资产")] = False,
+    region_code: Annotated[str | None, Query(description="行政区划代码（2/4/6 位）", max_length=6)] = None,
+    asset_type: Annotated[str | None, Query(description="资产类型，可逗号分隔多个", max_length=500)] = None,
+    status: Annotated[str | None, Query(description="运行状态，可逗号分隔多个", max_length=200)] = None,
+    lifecycle: Annotated[str | None, Query(description="生命周期，可逗号分隔多个", max_length=100)] = None,
+    cpu_arch: Annotated[str | None, Query(description="CPU 架构，可逗号分隔多个", max_length=200)] = None,
+    is_domestic: Annotated[bool | None, Query(description="是否国产（按主维度判定）")] = None,
+    network_zone: Annotated[str | None, Query(description="网络区域，可逗号分隔多个", max_length=100)] = None,
+    using_unit: Annotated[str | None, Query(description="使用单位（完全匹配）", max_length=256)] = None,
+    business_system: Annotated[str | None, Query(description="业务系统（完全匹配）", max_length=256)] = None,
     q: Annotated[str | None, Query(description="名称或 IP 包含", max_length=200)] = None,
+    include_retired: Annotated[bool, Query(description="是否包含已退役资产")] = False,
+    with_total: Annotated[bool, Query(description="是否返回总数 total")] = False,
     limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
     cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
 ) -> dict[str, Any]:
     """Assets in the caller's scope, ordered by ``platform_code, asset_id``, keyset-paged."""
     principal.require_kind("assets")
-    page = await asset_service.list_assets(
-        session,
-        server_key_of(request),
-        principal,
+    filters = AssetFilters(
         platform_code=platform_code,
-        include_retired=include_retired,
+        region_code=region_code,
+        asset_type=asset_type,
+        status=status,
+        lifecycle=lifecycle,
+        cpu_arch=cpu_arch,
+        is_domestic=is_domestic,
+        network_zone=network_zone,
+        using_unit=using_unit,
+        business_system=business_system,
         q=q,
-        limit=limit,
-        cursor=cursor,
+        include_retired=include_retired,
+    )
+    page = await asset_service.list_assets(
+        session, server_key_of(request), principal, filters, limit=limit, cursor=cursor, with_total=with_total
     )
     return ok(request, page)
 

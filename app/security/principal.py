@@ -50,13 +50,6 @@ class Principal:
             return any(prefix.startswith(r) for r in self.regions)
         return False
 
-    def check_region_filter(self, region: str) -> str:
-        """A ``region_code`` filter outside scope is 403; returns the normalised prefix."""
-        prefix = normalise_region(region)
-        if self.role == "admin" or any(prefix.startswith(r) for r in self.regions):
-            return prefix
-        raise Forbidden(f"区域 {region} 超出授权范围 (region {region} is outside your scope)")
-
     # --- SQL --------------------------------------------------------------------------------
     def platform_condition(self, platform_col: Any) -> ColumnElement[bool]:
         """A WHERE condition limiting ``platform_col`` to platforms in scope (applied in SQL)."""

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, get_args
 
-from sqlalchemy import String, cast, or_, select, tuple_
+from sqlalchemy import String, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import BadParameter, Forbidden, NotFound
-from app.models import Asset, AssetChange, Platform
+from app.errors import NotFound
+from app.models import Asset, AssetChange
+from app.schemas.enums import AssetStatus, AssetType, CpuArch, Lifecycle, NetworkZone
 from app.schemas.ingest import AssetRecord
 from app.security.keys import ServerKey
 from app.security.principal import Principal
-from app.services.cursor import decode_cursor, encode_cursor
+from app.services.query import Keyset, enum_filter, keyset_page, scope_condition
 
 RECORD_FIELDS = tuple(f for f in AssetRecord.model_fields if f != "is_domestic")
 
@@ -32,51 +34,88 @@ def asset_out(asset: Asset) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class AssetFilters:
+    """The §5 filters of the asset list (each enum filter may list several codes, comma-separated)."""
+
+    platform_code: str | None = None
+    region_code: str | None = None
+    asset_type: str | None = None
+    status: str | None = None
+    lifecycle: str | None = None
+    cpu_arch: str | None = None
+    is_domestic: bool | None = None
+    network_zone: str | None = None
+    using_unit: str | None = None
+    business_system: str | None = None
+    q: str | None = None
+    include_retired: bool = False
+
+
+ASSET_KEYSET = Keyset(
+    "assets", (Asset.platform_code, Asset.asset_id), lambda a: [a.platform_code, a.asset_id]
+)
+
+
 async def list_assets(
     session: AsyncSession,
     key: ServerKey,
     principal: Principal,
+    filters: AssetFilters,
     *,
-    platform_code: str | None,
-    include_retired: bool,
-    q: str | None,
     limit: int,
     cursor: str | None,
+    with_total: bool = False,
 ) -> dict[str, Any]:
     """Assets in scope, ordered by (platform_code, asset_id)."""
-    filters = {"platform_code": platform_code, "include_retired": include_retired, "q": q}
-    if platform_code is not None:
-        platform = await session.get(Platform, platform_code)
-        if platform is None or not principal.platform_in_scope(platform_code, platform.region_code):
-            if principal.is_admin:
-                raise NotFound(f"云平台 {platform_code} 不存在 (no such platform)")
-            raise Forbidden(f"云平台 {platform_code} 超出授权范围 (platform outside your scope)")
-    stmt = select(Asset).where(principal.platform_condition(Asset.platform_code))
-    if platform_code is not None:
-        stmt = stmt.where(Asset.platform_code == platform_code)
-    if not include_retired:
+    scope = await scope_condition(
+        session,
+        principal,
+        Asset.platform_code,
+        platform_code=filters.platform_code,
+        region_code=filters.region_code,
+    )
+    stmt = select(Asset).where(scope)
+    for column, value, allowed in (
+        (Asset.asset_type, filters.asset_type, get_args(AssetType)),
+        (Asset.status, filters.status, get_args(AssetStatus)),
+        (Asset.cpu_arch, filters.cpu_arch, get_args(CpuArch)),
+        (Asset.network_zone, filters.network_zone, get_args(NetworkZone)),
+        (Asset.lifecycle, filters.lifecycle, get_args(Lifecycle)),
+    ):
+        codes = enum_filter(value, column.key, allowed)
+        if codes is not None:
+            stmt = stmt.where(column.in_(codes))
+    if filters.lifecycle is None and not filters.include_retired:
         stmt = stmt.where(Asset.lifecycle != "retired")
-    if q:
-        pattern = "%" + _escape_like(q) + "%"
+    if filters.is_domestic is not None:
+        stmt = stmt.where(Asset.is_domestic.is_(filters.is_domestic))
+    if filters.using_unit is not None:
+        stmt = stmt.where(Asset.using_unit == filters.using_unit)
+    if filters.business_system is not None:
+        stmt = stmt.where(Asset.business_system == filters.business_system)
+    if filters.q:
+        pattern = "%" + _escape_like(filters.q) + "%"
         stmt = stmt.where(
             or_(
                 Asset.name.ilike(pattern, escape="\\"),
                 cast(Asset.ip_addresses, String).ilike(pattern, escape="\\"),
             )
         )
-    if cursor:
-        last = decode_cursor(key, "assets", filters, cursor)
-        if len(last) != 2:
-            raise BadParameter("游标无效 (invalid cursor)")
-        stmt = stmt.where(tuple_(Asset.platform_code, Asset.asset_id) > tuple_(*last))
-    stmt = stmt.order_by(Asset.platform_code, Asset.asset_id).limit(limit + 1)
-    rows = list((await session.execute(stmt)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = (
-        encode_cursor(key, "assets", filters, [rows[-1].platform_code, rows[-1].asset_id]) if more else None
+    rows, next_cursor, total = await keyset_page(
+        session,
+        stmt,
+        ASSET_KEYSET,
+        server_key=key,
+        filters=asdict(filters),
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
     )
-    return {"items": [asset_out(a) for a in rows], "next_cursor": next_cursor}
+    page: dict[str, Any] = {"items": [asset_out(a) for a in rows], "next_cursor": next_cursor}
+    if with_total:
+        page["total"] = total
+    return page
 
 
 async def get_asset(session: AsyncSession, principal: Principal, uid: str) -> Asset:

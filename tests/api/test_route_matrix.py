@@ -43,6 +43,7 @@ from app.db import create_sessionmaker
 from app.main import create_app
 from app.models import Base
 from app.schemas.common import ClientCreate
+from app.schemas.types import normalise_region
 from app.security.keys import load_server_key
 from app.services.clients import create_client
 from tests.helpers import Hub, batch, new_key, now_utc, rfc3339, signed_request, vm
@@ -98,6 +99,7 @@ class Target:
             "uid2": self.uid(2),
             "code": self.code,
             "region": self.region,
+            "region_prefix": normalise_region(self.region),  # what a region filter echoes back
             "ip": self.ip,
             "p": self.p,
         }
