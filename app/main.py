@@ -8,7 +8,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app.api import admin, assets, audit, health, logs, reports
+from app.api import (
+    admin,
+    alarms,
+    assets,
+    audit,
+    catalog,
+    environment,
+    health,
+    logs,
+    metrics,
+    platforms,
+    reports,
+    rooms,
+)
 from app.api.middleware import AuditMiddleware, RequestIdMiddleware, SourceRateLimitMiddleware
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
@@ -65,6 +78,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SourceRateLimitMiddleware)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, reports, admin, audit, assets, logs):
+    for module in (
+        health,
+        reports,
+        admin,
+        audit,
+        platforms,
+        catalog,
+        assets,
+        logs,
+        alarms,
+        rooms,
+        metrics,
+        environment,
+    ):
         app.include_router(module.router)
     return app

@@ -1,0 +1,7 @@
+"""Northbound metrics endpoints (§5)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1", tags=["metrics"])
