@@ -34,7 +34,7 @@ from tests.helpers import Hub
 
 PG_ADMIN_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 ROLES = ("admin", "regulator", "provider", "integrator")
-REFERENCE_TABLES = {"metric_definition", "domestic_list_entry"}
+REFERENCE_TABLES = {"metric_definition", "domestic_list_entry", "point_type_definition"}
 BACKENDS = ["sqlite"] if os.environ.get("SUPHUB_TEST_SKIP_PG") == "1" else ["sqlite", "postgres"]
 
 

@@ -5,6 +5,7 @@ from app.models.asset import Asset, AssetChange, AssetSnapshot, AssetSnapshotMem
 from app.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from app.models.base import Base
 from app.models.batch import BatchReceipt, QuarantinedRecord
+from app.models.catalog import PointTypeDefinition
 from app.models.client import Client
 from app.models.log import LogChainHead, LogCheckpoint, LogRecord
 from app.models.metric import MetricDefinition, MetricSample, MetricSeries
@@ -36,6 +37,7 @@ __all__ = [
     "MetricSample",
     "MetricSeries",
     "Platform",
+    "PointTypeDefinition",
     "QuarantinedRecord",
     "RateBucket",
     "Room",

@@ -461,6 +461,10 @@ CALLS: dict[tuple[str, str], Factory] = {
     ("GET", "/api/v1/assets/{asset_uid}"): _asset(""),
     ("GET", "/api/v1/assets/{asset_uid}/history"): _asset("/history"),
     ("GET", "/api/v1/logs/verify"): _verify_logs,
+    # the catalogue names no platform: every authenticated key reads the same answer
+    ("GET", "/api/v1/catalog"): lambda w, t: [
+        Call("GET", "/api/v1/catalog", "any", "none", shows_target=False)
+    ],
     # --- administration: the admin only ---
     ("GET", "/api/v1/admin/platforms"): lambda w, t: [
         Call("GET", "/api/v1/admin/platforms", "admin", "none")
