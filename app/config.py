@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # fields whose changes are stored without history (§4.2)
     history_volatile_fields: list[str] = Field(default_factory=lambda: ["used_gib", "source_updated_at"])
 
+    # exports (§5): more rows than this answer 413 1003
+    export_max_rows: int = 5_000_000
+
     # rate limits (§9): [tokens per second, burst] per role, and per source IP before authentication
     rate_limit_enabled: bool = True
     rate_limit_roles: dict[str, tuple[float, float]] = Field(

@@ -15,6 +15,7 @@ from app.api import (
     audit,
     catalog,
     environment,
+    export,
     health,
     logs,
     metrics,
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rooms,
         metrics,
         environment,
+        export,
     ):
         app.include_router(module.router)
     return app

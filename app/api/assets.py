@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from app.api.deps import CurrentPrincipal, SessionDep, ok, server_key_of
 from app.schemas.common import Envelope, ErrorEnvelope
@@ -16,11 +16,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorEnvelope} for c
 AssetUid = Annotated[str, Path(description="资产统一编号 asset_uid", max_length=64)]
 
 
-@router.get("", response_model=Envelope[dict[str, Any]], responses=_ERRORS, summary="资产列表 (list assets)")
-async def list_assets(
-    request: Request,
-    principal: CurrentPrincipal,
-    session: SessionDep,
+def asset_filters(
     platform_code: Annotated[str | None, Query(description="云平台编码", max_length=64)] = None,
     region_code: Annotated[str | None, Query(description="行政区划代码（2/4/6 位）", max_length=6)] = None,
     asset_type: Annotated[str | None, Query(description="资产类型，可逗号分隔多个", max_length=500)] = None,
@@ -33,13 +29,9 @@ async def list_assets(
     business_system: Annotated[str | None, Query(description="业务系统（完全匹配）", max_length=256)] = None,
     q: Annotated[str | None, Query(description="名称或 IP 包含", max_length=200)] = None,
     include_retired: Annotated[bool, Query(description="是否包含已退役资产")] = False,
-    with_total: Annotated[bool, Query(description="是否返回总数 total")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
-    cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
-) -> dict[str, Any]:
-    """Assets in the caller's scope, ordered by ``platform_code, asset_id``, keyset-paged."""
-    principal.require_kind("assets")
-    filters = AssetFilters(
+) -> AssetFilters:
+    """The asset filters of §5, shared by the list and the export."""
+    return AssetFilters(
         platform_code=platform_code,
         region_code=region_code,
         asset_type=asset_type,
@@ -53,6 +45,23 @@ async def list_assets(
         q=q,
         include_retired=include_retired,
     )
+
+
+AssetFiltersDep = Annotated[AssetFilters, Depends(asset_filters)]
+
+
+@router.get("", response_model=Envelope[dict[str, Any]], responses=_ERRORS, summary="资产列表 (list assets)")
+async def list_assets(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    filters: AssetFiltersDep,
+    with_total: Annotated[bool, Query(description="是否返回总数 total")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
+    cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
+) -> dict[str, Any]:
+    """Assets in the caller's scope, ordered by ``platform_code, asset_id``, keyset-paged."""
+    principal.require_kind("assets")
     page = await asset_service.list_assets(
         session, server_key_of(request), principal, filters, limit=limit, cursor=cursor, with_total=with_total
     )

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, get_args
 
-from sqlalchemy import String, cast, or_, select
+from sqlalchemy import Select, String, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
@@ -15,6 +15,7 @@ from app.schemas.enums import AssetStatus, AssetType, CpuArch, Lifecycle, Networ
 from app.schemas.ingest import AssetRecord
 from app.security.keys import ServerKey
 from app.security.principal import Principal
+from app.services.export import Column, ExportSource
 from app.services.query import Keyset, enum_filter, keyset_page, scope_condition
 
 RECORD_FIELDS = tuple(f for f in AssetRecord.model_fields if f != "is_domestic")
@@ -68,6 +69,25 @@ async def list_assets(
     with_total: bool = False,
 ) -> dict[str, Any]:
     """Assets in scope, ordered by (platform_code, asset_id)."""
+    stmt = await asset_statement(session, principal, filters)
+    rows, next_cursor, total = await keyset_page(
+        session,
+        stmt,
+        ASSET_KEYSET,
+        server_key=key,
+        filters=asdict(filters),
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
+    )
+    page: dict[str, Any] = {"items": [asset_out(a) for a in rows], "next_cursor": next_cursor}
+    if with_total:
+        page["total"] = total
+    return page
+
+
+async def asset_statement(session: AsyncSession, principal: Principal, filters: AssetFilters) -> Select[Any]:
+    """The assets a list or an export with ``filters`` holds (scope applied in SQL)."""
     scope = await scope_condition(
         session,
         principal,
@@ -102,20 +122,7 @@ async def list_assets(
                 cast(Asset.ip_addresses, String).ilike(pattern, escape="\\"),
             )
         )
-    rows, next_cursor, total = await keyset_page(
-        session,
-        stmt,
-        ASSET_KEYSET,
-        server_key=key,
-        filters=asdict(filters),
-        limit=limit,
-        cursor=cursor,
-        with_total=with_total,
-    )
-    page: dict[str, Any] = {"items": [asset_out(a) for a in rows], "next_cursor": next_cursor}
-    if with_total:
-        page["total"] = total
-    return page
+    return stmt
 
 
 async def get_asset(session: AsyncSession, principal: Principal, uid: str) -> Asset:
@@ -162,3 +169,68 @@ async def asset_history(session: AsyncSession, asset: Asset) -> list[dict[str, A
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+#: export columns with their Chinese headers (``headers=zh``)
+ASSET_COLUMNS = (
+    ("platform_code", "云平台编码"),
+    ("asset_uid", "资产统一编号"),
+    ("asset_id", "资产ID"),
+    ("asset_type", "资产类型"),
+    ("name", "名称"),
+    ("status", "运行状态"),
+    ("lifecycle", "生命周期"),
+    ("network_zone", "网络区域"),
+    ("using_unit", "使用单位"),
+    ("using_unit_uscc", "使用单位统一社会信用代码"),
+    ("business_system", "业务系统"),
+    ("ip_addresses", "IP地址"),
+    ("tags", "标签"),
+    ("manufacturer", "厂商"),
+    ("model", "型号"),
+    ("serial_number", "序列号"),
+    ("asset_tag", "资产标签"),
+    ("room_code", "机房编码"),
+    ("rack_code", "机柜编码"),
+    ("u_position", "U位"),
+    ("u_height", "U高"),
+    ("purchase_date", "采购日期"),
+    ("warranty_end", "维保到期"),
+    ("rated_power_w", "额定功率（W）"),
+    ("cpu_arch", "CPU架构"),
+    ("cpu_vendor", "CPU厂商"),
+    ("cpu_model", "CPU型号"),
+    ("cpu_cores", "CPU核数"),
+    ("vcpus", "vCPU数"),
+    ("memory_mib", "内存（MiB）"),
+    ("disk_gib", "磁盘（GiB）"),
+    ("os_name", "操作系统"),
+    ("os_version", "操作系统版本"),
+    ("virtualization", "虚拟化类型"),
+    ("host_asset_id", "宿主机资产ID"),
+    ("capacity_gib", "容量（GiB）"),
+    ("used_gib", "已用（GiB）"),
+    ("storage_protocol", "存储协议"),
+    ("product", "产品"),
+    ("vendor", "供应商"),
+    ("version", "版本"),
+    ("is_domestic", "是否国产"),
+    ("domestic", "国产化判定依据"),
+    ("source_updated_at", "源系统更新时间"),
+    ("created_at", "首次上报时间"),
+    ("updated_at", "最后变更时间"),
+    ("last_seen_at", "最后上报时间"),
+)
+
+
+async def asset_export_source(
+    session: AsyncSession, principal: Principal, filters: AssetFilters
+) -> ExportSource:
+    """The asset list with ``filters`` as an export (same scope, same order)."""
+    return ExportSource(
+        name="assets",
+        statement=await asset_statement(session, principal, filters),
+        keyset=ASSET_KEYSET,
+        columns=[Column(key, zh) for key, zh in ASSET_COLUMNS],
+        row_out=asset_out,
+    )

@@ -418,6 +418,17 @@ def _assets(w: World, t: Target) -> list[Call]:
     ]
 
 
+def _export_assets(w: World, t: Target) -> list[Call]:
+    c = "/api/v1/export/assets"
+    return [
+        Call("GET", c, "assets", "list", params={"format": fmt}, volatile=True) for fmt in ("csv", "ndjson")
+    ] + [
+        Call("GET", c, "assets", "list", params={"format": "csv", "include_retired": "true"}, volatile=True),
+        Call("GET", c, "assets", "filter", params={"platform_code": t.code, "format": "ndjson"}),
+        Call("GET", c, "assets", "filter", params={"region_code": t.region, "format": "csv"}),
+    ]
+
+
 def _asset(suffix: str) -> Factory:
     def calls(w: World, t: Target) -> list[Call]:
         return [
@@ -462,6 +473,7 @@ CALLS: dict[tuple[str, str], Factory] = {
     ("GET", "/api/v1/assets/{asset_uid}/history"): _asset("/history"),
     ("GET", "/api/v1/logs/verify"): _verify_logs,
     # the catalogue names no platform: every authenticated key reads the same answer
+    ("GET", "/api/v1/export/assets"): _export_assets,
     ("GET", "/api/v1/catalog"): lambda w, t: [
         Call("GET", "/api/v1/catalog", "any", "none", shows_target=False)
     ],
@@ -588,8 +600,16 @@ def declared_query_params(app: FastAPI, method: str, template: str) -> set[str]:
         if not isinstance(getattr(route, "original_route", route), APIRoute):
             continue
         if getattr(route, "path", None) == template and method in (route.methods or ()):
-            return {p.alias for p in route.dependant.query_params}
+            return _query_params(route.dependant)
     return set()
+
+
+def _query_params(dependant: Any) -> set[str]:
+    """The query parameters a route declares, its dependencies' included (shared filter sets)."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_params(sub)
+    return names
 
 
 def calls_at(world: World, target: Target) -> list[tuple[tuple[str, str], Call]]:
@@ -625,6 +645,11 @@ async def send(world: World, role: Role, call: Call) -> httpx.Response:
 
 
 def envelope_of(response: httpx.Response) -> dict[str, Any]:
+    """The §2.1 envelope; a file (an export) answered with 200 counts as ``code`` 0."""
+    if response.status_code == 200 and not response.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
+        return {"code": "0"}
     try:
         body = response.json()
     except ValueError:

@@ -1,0 +1,121 @@
+"""Exports (§5): the list's rows as csv, ndjson and xlsx — parsed back and compared with the list."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import httpx
+import openpyxl
+import orjson
+import pytest
+
+from app.config import Settings
+from app.main import create_app
+from app.services import export as export_module
+from tests.helpers import Hub, batch, vm
+
+GZ, SZ = "GD-GZ-01", "GD-SZ-01"
+FORMULA = '=HYPERLINK("http://evil","点我")'
+
+
+async def _world(hub: Hub) -> list[dict[str, Any]]:
+    await hub.create_platform(GZ, "440100")
+    await hub.create_platform(SZ, "440300")
+    gz = [
+        vm(
+            f"vm-{i:02d}",
+            cpu_vendor="Hygon" if i % 2 else "Intel",
+            memory_mib=1024 * i,
+            ip_addresses=[{"ip": f"10.0.0.{i}", "kind": "business"}],
+        )
+        for i in range(7)
+    ]
+    gz.append(vm("vm-evil", name=FORMULA, using_unit="+86 市局", business_system="@system"))
+    assert (await hub.push("assets", batch(GZ, "gz", gz))).status_code == 200
+    assert (await hub.push("assets", batch(SZ, "sz", [vm("vm-sz")]))).status_code == 200
+    return await hub.assets()
+
+
+async def export(hub: Hub, key: str | None = None, **params: Any) -> httpx.Response:
+    return await hub.http.get("/api/v1/export/assets", params=params, headers=hub.auth(key or hub.admin))
+
+
+async def test_csv_has_a_bom_the_list_s_rows_and_neutralised_formulas(hub: Hub) -> None:
+    listed = await _world(hub)
+    answer = await export(hub, format="csv")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    assert answer.content.startswith("\ufeff".encode())
+    assert "attachment" in answer.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert [r["asset_id"] for r in rows] == [a["asset_id"] for a in listed]
+    by_id = {r["asset_id"]: r for r in rows}
+    assert by_id["vm-03"]["memory_mib"] == "3072" and by_id["vm-03"]["is_domestic"] == "True"
+    assert orjson.loads(by_id["vm-03"]["ip_addresses"]) == [{"ip": "10.0.0.3", "kind": "business"}]
+    evil = by_id["vm-evil"]
+    assert evil["name"] == "'" + FORMULA
+    assert evil["using_unit"] == "'+86 市局" and evil["business_system"] == "'@system"
+
+
+async def test_chinese_headers_and_filters_apply_to_the_export(hub: Hub) -> None:
+    await _world(hub)
+    answer = await export(hub, format="csv", headers="zh", platform_code=SZ)
+    reader = csv.reader(io.StringIO(answer.content.decode("utf-8-sig")))
+    header = next(reader)
+    assert header[:4] == ["云平台编码", "资产统一编号", "资产ID", "资产类型"]
+    assert [row[2] for row in reader] == ["vm-sz"]
+
+
+async def test_ndjson_lines_are_the_list_s_items(hub: Hub) -> None:
+    listed = await _world(hub)
+    answer = await export(hub, format="ndjson", is_domestic="true")
+    lines = [orjson.loads(line) for line in answer.content.splitlines()]
+    expected = [a for a in listed if a["is_domestic"]]
+    assert [item["asset_id"] for item in lines] == [a["asset_id"] for a in expected]
+    assert lines[0]["ip_addresses"] == expected[0]["ip_addresses"]  # structures stay structures
+
+
+async def test_xlsx_parses_back_and_starts_a_new_sheet_when_one_is_full(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed = await _world(hub)
+    monkeypatch.setattr(export_module, "SHEET_ROWS", 4)
+    answer = await export(hub, format="xlsx", headers="zh")
+    assert answer.status_code == 200
+    book = openpyxl.load_workbook(io.BytesIO(answer.content), read_only=True)
+    sheets = [list(sheet.iter_rows(values_only=True)) for sheet in book.worksheets]
+    assert [len(rows) for rows in sheets] == [5, 5, 2]  # 9 assets: a header and at most 4 rows each
+    assert all(rows[0][2] == "资产ID" for rows in sheets)
+    ids = [row[2] for rows in sheets for row in rows[1:]]
+    assert ids == [a["asset_id"] for a in listed]
+    names = {row[2]: row[4] for rows in sheets for row in rows[1:]}
+    assert names["vm-evil"] == "'" + FORMULA
+
+
+async def test_more_rows_than_the_cap_is_413_before_anything_is_sent(hub: Hub, settings: Settings) -> None:
+    await _world(hub)
+    capped = create_app(settings.model_copy(update={"export_max_rows": 5}))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=capped), base_url="http://hub.test"
+    ) as http:
+        answer = await http.get("/api/v1/export/assets", headers=hub.auth(hub.admin))
+        assert (answer.status_code, answer.json()["code"]) == (413, "1003")
+        small = await http.get(
+            "/api/v1/export/assets", params={"platform_code": SZ}, headers=hub.auth(hub.admin)
+        )
+        assert small.status_code == 200
+    await capped.state.audit_writer.close()
+    await capped.state.rate_limiter.close()
+    await capped.state.engine.dispose()
+
+
+async def test_exports_keep_to_the_caller_s_scope_and_kinds(hub: Hub) -> None:
+    await _world(hub)
+    regulator = await hub.create_client("regulator", regions=["440300"])
+    answer = await export(hub, regulator, format="ndjson")
+    assert [orjson.loads(line)["asset_id"] for line in answer.content.splitlines()] == ["vm-sz"]
+    refused = await export(hub, regulator, platform_code=GZ)
+    assert (refused.status_code, refused.json()["code"]) == (403, "2006")
+    logs_only = await hub.create_client("integrator", regions=["44"], kinds=["logs"])
+    assert (await export(hub, logs_only)).json()["code"] == "2006"
