@@ -23,7 +23,12 @@ from app.api import (
     reports,
     rooms,
 )
-from app.api.middleware import AuditMiddleware, RequestIdMiddleware, SourceRateLimitMiddleware
+from app.api.middleware import (
+    AuditMiddleware,
+    RejectNulMiddleware,
+    RequestIdMiddleware,
+    SourceRateLimitMiddleware,
+)
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
@@ -75,8 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.audit_writer = AuditWriter(app.state.sessionmaker, settings.data_dir)
     app.state.rate_limiter = RateLimiter(settings, engine)
     install_error_handlers(app)
-    # outermost last: request id → audit → source-IP rate limit → the app
+    # outermost last: request id → audit → NUL guard → source-IP rate limit → the app
     app.add_middleware(SourceRateLimitMiddleware)
+    app.add_middleware(RejectNulMiddleware)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for module in (

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import AppError, RateLimited, StorageUnavailable
+from app.errors import AppError, BadParameter, RateLimited, StorageUnavailable
 from app.security.audit import source_ip
 from app.security.keys import APP_KEY_PATTERN
 
@@ -159,6 +159,22 @@ async def send_error(send: Send, error: AppError, request_id: str) -> None:
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class RejectNulMiddleware:
+    """A NUL (``%00``) in the path or query is refused: PostgreSQL cannot compare text holding one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = bytes(scope.get("raw_path") or b"") + b"?" + bytes(scope.get("query_string", b""))
+            if b"%00" in raw or b"\x00" in raw or "\x00" in str(scope.get("path", "")):
+                error = BadParameter("路径或查询参数不能包含 NUL 字符 %00 (NUL in the path or query)")
+                await send_error(send, error, str(scope.get("state", {}).get("request_id", "")))
+                return
+        await self.app(scope, receive, send)
 
 
 class SourceRateLimitMiddleware:

@@ -1,18 +1,37 @@
-"""The platform registry (§10)."""
+"""The platform registry (§10) and its northbound reading with data freshness (§5, §7.7)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import AppError, NotFound
-from app.models import Platform
-from app.schemas.common import PlatformCreate, PlatformUpdate
+from app.models import BatchReceipt, Platform
+from app.schemas.common import PlatformCreate, PlatformOut, PlatformUpdate
 from app.schemas.types import normalise_region
+from app.security.keys import ServerKey
 from app.security.principal import Principal
+from app.services.query import Keyset, keyset_page, scope_condition
+
+#: §7.7 default expected intervals (s) per kind; a platform's ``expected_intervals`` overrides them
+DEFAULT_EXPECTED_INTERVALS: dict[str, int] = {
+    "assets": 86_400,
+    "logs": 3_600,
+    "metrics": 300,
+    "environment": 300,
+    "alarms": 300,
+}
+FRESHNESS_KINDS: tuple[str, ...] = tuple(DEFAULT_EXPECTED_INTERVALS)
+#: a feed is stale once its newest data is older than this many expected intervals (§7.7)
+STALE_AFTER_INTERVALS = 2
+#: batches whose records were (at least partly) stored: a rejected batch brought no data
+_STORED_STATUSES = ("accepted", "partial")
+
+PLATFORM_KEYSET = Keyset("platforms", (Platform.platform_code,), lambda p: [p.platform_code])
 
 
 class PlatformExists(AppError):
@@ -76,3 +95,92 @@ async def update_platform(session: AsyncSession, platform: Platform, change: Pla
     platform.updated_at = datetime.now(UTC)
     await session.flush()
     return platform
+
+
+# --- northbound reading (§5) ------------------------------------------------------------------
+
+
+def expected_interval(platform: Platform, kind: str) -> int:
+    """The platform's expected interval for ``kind`` (s), else the §7.7 default."""
+    configured = (platform.expected_intervals or {}).get(kind)
+    if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
+        return configured
+    return DEFAULT_EXPECTED_INTERVALS[kind]
+
+
+async def latest_receipts(
+    session: AsyncSession, platform_codes: Sequence[str]
+) -> dict[tuple[str, str], datetime]:
+    """The newest hub receive time per (platform, kind), for all ``platform_codes`` in one query."""
+    if not platform_codes:
+        return {}
+    rows = await session.execute(
+        select(BatchReceipt.platform_code, BatchReceipt.kind, func.max(BatchReceipt.received_at))
+        .where(
+            BatchReceipt.platform_code.in_(sorted(set(platform_codes))),
+            BatchReceipt.kind.in_(FRESHNESS_KINDS),
+            BatchReceipt.status.in_(_STORED_STATUSES),
+        )
+        .group_by(BatchReceipt.platform_code, BatchReceipt.kind)
+    )
+    return {(code, kind): latest for code, kind, latest in rows if latest is not None}
+
+
+def freshness_of(
+    platform: Platform, latest: dict[tuple[str, str], datetime], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """Per kind: newest receive time, expected interval, and ``stale`` (none, or > 2 intervals old)."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in FRESHNESS_KINDS:
+        interval = expected_interval(platform, kind)
+        received = latest.get((platform.platform_code, kind))
+        stale = received is None or now - received > timedelta(seconds=STALE_AFTER_INTERVALS * interval)
+        out[kind] = {"latest_received_at": received, "expected_interval_s": interval, "stale": stale}
+    return out
+
+
+def platform_out(platform: Platform, freshness: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A platform as the northbound registry shows it: its registry fields and ``freshness``."""
+    out = PlatformOut.model_validate(platform).model_dump()
+    out["freshness"] = freshness
+    return out
+
+
+async def list_platforms_page(
+    session: AsyncSession,
+    key: ServerKey,
+    principal: Principal,
+    *,
+    region_code: str | None,
+    limit: int,
+    cursor: str | None,
+    with_total: bool = False,
+) -> dict[str, Any]:
+    """Platforms in scope ordered by ``platform_code``, each with its freshness (two queries a page)."""
+    scope = await scope_condition(session, principal, Platform.platform_code, region_code=region_code)
+    rows, next_cursor, total = await keyset_page(
+        session,
+        select(Platform).where(scope),
+        PLATFORM_KEYSET,
+        server_key=key,
+        filters={"region_code": region_code},
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
+    )
+    latest = await latest_receipts(session, [p.platform_code for p in rows])
+    now = datetime.now(UTC)
+    page: dict[str, Any] = {
+        "items": [platform_out(p, freshness_of(p, latest, now)) for p in rows],
+        "next_cursor": next_cursor,
+    }
+    if with_total:
+        page["total"] = total
+    return page
+
+
+async def read_platform(session: AsyncSession, principal: Principal, code: str) -> dict[str, Any]:
+    """One platform in scope with its freshness; out of scope is the same 404 as absent."""
+    platform = await get_platform(session, code, principal)
+    latest = await latest_receipts(session, [platform.platform_code])
+    return platform_out(platform, freshness_of(platform, latest, datetime.now(UTC)))

@@ -43,3 +43,15 @@ async def test_values_beyond_column_ranges_are_refused_per_record(hub: Hub) -> N
     }
     assert (await hub.push("rooms", batch(P, "room", [room]))).json()["data"]["accepted"] == 1
 
+
+
+async def test_a_nul_in_a_query_or_path_is_400_on_every_route(hub: Hub) -> None:
+    await hub.create_platform(P)
+    for path, params in [
+        ("/api/v1/assets", {"using_unit": "a\u0000b"}),
+        ("/api/v1/logs", {"actor": "\u0000"}),
+        ("/api/v1/assets/abc%00def", {}),
+        ("/api/v1/platforms", {"region_code": "44\u0000"}),
+    ]:
+        answer = await hub.http.get(path, params=params, headers=hub.auth(hub.admin))
+        assert (answer.status_code, answer.json()["code"]) == (400, "1001"), (path, answer.text)

@@ -440,6 +440,27 @@ def _asset(suffix: str) -> Factory:
     return calls
 
 
+def _scoped_list(path: str, access: str, *, volatile: bool = False, **extra: dict[str, str]) -> Factory:
+    """A northbound list: silently filtered, and 403 for a platform or region filter naming B.
+
+    ``volatile``: the list echoes a default time window ending now, so two identical calls differ.
+    """
+
+    def calls(w: World, t: Target) -> list[Call]:
+        out = [Call("GET", path, access, "list", volatile=volatile)]
+        out += [
+            Call("GET", path, access, "list", params=params, volatile=volatile) for params in extra.values()
+        ]
+        out += [
+            Call("GET", path, access, "filter", params={"platform_code": t.code}),
+            Call("GET", path, access, "filter", params={"region_code": t.region}),
+            Call("GET", path, access, "filter", params={"region_code": t.region[:4], "with_total": "true"}),
+        ]
+        return out
+
+    return calls
+
+
 def _verify_logs(w: World, t: Target) -> list[Call]:
     return [
         Call("GET", "/api/v1/logs/verify", "logs", "filter", params={"platform_code": t.code}),
@@ -474,6 +495,88 @@ CALLS: dict[tuple[str, str], Factory] = {
     ("GET", "/api/v1/logs/verify"): _verify_logs,
     # the catalogue names no platform: every authenticated key reads the same answer
     ("GET", "/api/v1/export/assets"): _export_assets,
+    ("GET", "/api/v1/metrics/samples"): _scoped_list(
+        "/api/v1/metrics/samples", "metrics", volatile=True, cpu={"metric": "cpu.util"}
+    ),
+    ("GET", "/api/v1/metrics/latest"): lambda w, t: [
+        Call("GET", "/api/v1/metrics/latest", "metrics", "list", params={"metric": "cpu.util"}),
+        Call(
+            "GET",
+            "/api/v1/metrics/latest",
+            "metrics",
+            "list",
+            params={"metric": "net.rx.bits_per_s", "order": "asc"},
+        ),
+        Call(
+            "GET",
+            "/api/v1/metrics/latest",
+            "metrics",
+            "filter",
+            params={"metric": "cpu.util", "platform_code": t.code},
+        ),
+        Call(
+            "GET",
+            "/api/v1/metrics/latest",
+            "metrics",
+            "filter",
+            params={"metric": "cpu.util", "region_code": t.region},
+        ),
+    ],
+    ("GET", "/api/v1/metrics/series"): lambda w, t: [
+        Call(
+            "GET",
+            "/api/v1/metrics/series",
+            "metrics",
+            "filter",
+            params={"metric": "cpu.util", "platform_code": t.code},
+        ),
+        Call(
+            "GET",
+            "/api/v1/metrics/series",
+            "metrics",
+            "filter",
+            params={"metric": "cpu.util", "platform_code": t.code, "asset_id": t.asset_id(1), "step": "raw"},
+        ),
+        Call(
+            "GET",
+            "/api/v1/metrics/series",
+            "metrics",
+            "object",
+            params={"metric": "cpu.util", "asset_uid": t.uid(1)},
+        ),
+    ],
+    ("GET", "/api/v1/environment/samples"): _scoped_list(
+        "/api/v1/environment/samples", "environment", volatile=True
+    ),
+    ("GET", "/api/v1/environment/latest"): _scoped_list("/api/v1/environment/latest", "environment"),
+    ("GET", "/api/v1/environment/series"): lambda w, t: [
+        Call(
+            "GET",
+            "/api/v1/environment/series",
+            "environment",
+            "filter",
+            params={"platform_code": t.code, "room_code": t.room, "point_code": f"{t.p}-point-1"},
+        ),
+    ],
+    ("GET", "/api/v1/platforms"): _scoped_list("/api/v1/platforms", "any", total={"with_total": "true"}),
+    ("GET", "/api/v1/platforms/{code}"): lambda w, t: [
+        Call("GET", f"/api/v1/platforms/{t.code}", "any", "object")
+    ],
+    ("GET", "/api/v1/rooms"): _scoped_list("/api/v1/rooms", "environment", total={"with_total": "true"}),
+    ("GET", "/api/v1/alarms"): _scoped_list(
+        "/api/v1/alarms",
+        "alarms",
+        active={"status": "active"},
+        severe={"level_max": "4"},
+        since={"from": "2000-01-01T00:00:00+08:00"},
+    ),
+    ("GET", "/api/v1/logs"): _scoped_list(
+        "/api/v1/logs",
+        "logs",
+        volatile=True,
+        wide={"from": "2000-01-01T00:00:00Z"},
+        audit={"category": "operation,audit"},
+    ),
     ("GET", "/api/v1/catalog"): lambda w, t: [
         Call("GET", "/api/v1/catalog", "any", "none", shows_target=False)
     ],
@@ -679,6 +782,9 @@ def shape(response: httpx.Response, target: Target) -> tuple[int, str, str]:
     """The answer with ``target``'s identifiers replaced by their role: comparable across targets."""
     body = envelope_of(response)
     body.pop("request_id", None)
+    if isinstance(body.get("data"), dict):
+        # a default time window is resolved at the time of the call: not part of the answer's shape
+        body["data"] = {k: v for k, v in body["data"].items() if k not in {"from", "to"}}
     text = orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode().lower()
     for name, value in sorted(target.idents.items(), key=lambda kv: len(kv[1]), reverse=True):
         text = text.replace(value, f"<{name}>")
