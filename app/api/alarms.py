@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok, server_key_of
 from app.schemas.common import Envelope, ErrorEnvelope
@@ -15,14 +15,7 @@ router = APIRouter(prefix="/api/v1", tags=["alarms"])
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404)}
 
 
-@router.get(
-    "/alarms", response_model=Envelope[dict[str, Any]], responses=_ERRORS, summary="告警列表 (list alarms)"
-)
-async def list_alarms(
-    request: Request,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    settings: SettingsDep,
+def alarm_filters(
     platform_code: Annotated[str | None, Query(description="云平台编码", max_length=64)] = None,
     region_code: Annotated[str | None, Query(description="行政区划代码（2/4/6 位）", max_length=6)] = None,
     status: Annotated[
@@ -41,13 +34,9 @@ async def list_alarms(
     to: Annotated[
         str | None, Query(description="首次发生时间止（不含），RFC 3339 带时区偏移", max_length=64)
     ] = None,
-    with_total: Annotated[bool, Query(description="是否返回总数 total")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
-    cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
-) -> dict[str, Any]:
-    """Alarms in scope, ordered by ``first_at`` desc then ``platform_code, alarm_id``, keyset-paged."""
-    principal.require_kind("alarms")
-    filters = AlarmFilters(
+) -> AlarmFilters:
+    """The filters of this list (§5), shared by the list and its export."""
+    return AlarmFilters(
         platform_code=platform_code,
         region_code=region_code,
         status=status,
@@ -55,6 +44,26 @@ async def list_alarms(
         from_=from_,
         to=to,
     )
+
+
+AlarmFiltersDep = Annotated[AlarmFilters, Depends(alarm_filters)]
+
+
+@router.get(
+    "/alarms", response_model=Envelope[dict[str, Any]], responses=_ERRORS, summary="告警列表 (list alarms)"
+)
+async def list_alarms(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    filters: AlarmFiltersDep,
+    with_total: Annotated[bool, Query(description="是否返回总数 total")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
+    cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
+) -> dict[str, Any]:
+    """Alarms in scope, ordered by ``first_at`` desc then ``platform_code, alarm_id``, keyset-paged."""
+    principal.require_kind("alarms")
     page = await alarm_service.list_alarms(
         session,
         server_key_of(request),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok, server_key_of
 from app.api.metrics import From, PlatformCode, RegionCode, To
@@ -23,6 +23,30 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 1
 Cursor = Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)]
 
 
+def environment_sample_filters(
+    platform_code: PlatformCode = None,
+    region_code: RegionCode = None,
+    room_code: RoomCode = None,
+    point_code: Annotated[str | None, Query(description="测点编码", max_length=128)] = None,
+    point_type: PointType = None,
+    from_: From = None,
+    to: To = None,
+) -> SampleFilters:
+    """The filters of this list (§5), shared by the list and its export."""
+    return SampleFilters(
+        platform_code=platform_code,
+        region_code=region_code,
+        room_code=room_code,
+        point_code=point_code,
+        point_type=point_type,
+        from_=from_,
+        to=to,
+    )
+
+
+SampleFiltersDep = Annotated[SampleFilters, Depends(environment_sample_filters)]
+
+
 @router.get(
     "/environment/samples",
     response_model=Envelope[dict[str, Any]],
@@ -34,28 +58,13 @@ async def list_samples(
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
-    platform_code: PlatformCode = None,
-    region_code: RegionCode = None,
-    room_code: RoomCode = None,
-    point_code: Annotated[str | None, Query(description="测点编码", max_length=128)] = None,
-    point_type: PointType = None,
-    from_: From = None,
-    to: To = None,
+    filters: SampleFiltersDep,
     with_total: WithTotal = False,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Raw samples in scope, ordered by ``platform_code, room_code, point_code, ts``, keyset-paged."""
     principal.require_kind("environment")
-    filters = SampleFilters(
-        platform_code=platform_code,
-        region_code=region_code,
-        room_code=room_code,
-        point_code=point_code,
-        point_type=point_type,
-        from_=from_,
-        to=to,
-    )
     page = await environment_service.list_samples(
         session,
         server_key_of(request),

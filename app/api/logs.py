@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok, server_key_of
 from app.errors import Forbidden, NotFound
@@ -18,12 +18,7 @@ router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404)}
 
 
-@router.get("", response_model=Envelope[dict[str, Any]], responses=_ERRORS, summary="日志列表 (list logs)")
-async def list_logs(
-    request: Request,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    settings: SettingsDep,
+def log_filters(
     platform_code: Annotated[str | None, Query(description="云平台编码", max_length=64)] = None,
     region_code: Annotated[str | None, Query(description="行政区划代码（2/4/6 位）", max_length=6)] = None,
     category: Annotated[
@@ -55,13 +50,9 @@ async def list_logs(
             max_length=64,
         ),
     ] = None,
-    with_total: Annotated[bool, Query(description="是否返回总数 total")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
-    cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
-) -> dict[str, Any]:
-    """Logs in scope within ``[from, to)`` (default the last 24 h), newest ``event_time`` first."""
-    principal.require_kind("logs")
-    filters = LogFilters(
+) -> LogFilters:
+    """The filters of this list (§5), shared by the list and its export."""
+    return LogFilters(
         platform_code=platform_code,
         region_code=region_code,
         category=category,
@@ -73,6 +64,24 @@ async def list_logs(
         from_=from_,
         to=to,
     )
+
+
+LogFiltersDep = Annotated[LogFilters, Depends(log_filters)]
+
+
+@router.get("", response_model=Envelope[dict[str, Any]], responses=_ERRORS, summary="日志列表 (list logs)")
+async def list_logs(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    filters: LogFiltersDep,
+    with_total: Annotated[bool, Query(description="是否返回总数 total")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
+    cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
+) -> dict[str, Any]:
+    """Logs in scope within ``[from, to)`` (default the last 24 h), newest ``event_time`` first."""
+    principal.require_kind("logs")
     page = await log_queries.list_logs(
         session,
         server_key_of(request),

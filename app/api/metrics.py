@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok, server_key_of
 from app.schemas.common import Envelope, ErrorEnvelope
@@ -121,6 +121,28 @@ async def latest_values(
     return ok(request, data)
 
 
+def sample_filters(
+    metric: Annotated[str | None, Query(description="指标编码", max_length=64)] = None,
+    platform_code: PlatformCode = None,
+    region_code: RegionCode = None,
+    asset_id: Annotated[str | None, Query(description="上报方资产编号", max_length=128)] = None,
+    from_: From = None,
+    to: To = None,
+) -> SampleFilters:
+    """The filters of this list (§5), shared by the list and its export."""
+    return SampleFilters(
+        metric=metric,
+        platform_code=platform_code,
+        region_code=region_code,
+        asset_id=asset_id,
+        from_=from_,
+        to=to,
+    )
+
+
+SampleFiltersDep = Annotated[SampleFilters, Depends(sample_filters)]
+
+
 @router.get(
     "/metrics/samples",
     response_model=Envelope[dict[str, Any]],
@@ -132,26 +154,13 @@ async def list_samples(
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
-    metric: Annotated[str | None, Query(description="指标编码", max_length=64)] = None,
-    platform_code: PlatformCode = None,
-    region_code: RegionCode = None,
-    asset_id: Annotated[str | None, Query(description="上报方资产编号", max_length=128)] = None,
-    from_: From = None,
-    to: To = None,
+    filters: SampleFiltersDep,
     with_total: Annotated[bool, Query(description="是否返回总数 total")] = False,
     limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
     cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
 ) -> dict[str, Any]:
     """Raw samples in scope, ordered by ``platform_code, series_id, ts``, keyset-paged."""
     principal.require_kind("metrics")
-    filters = SampleFilters(
-        metric=metric,
-        platform_code=platform_code,
-        region_code=region_code,
-        asset_id=asset_id,
-        from_=from_,
-        to=to,
-    )
     page = await metric_service.list_samples(
         session,
         server_key_of(request),

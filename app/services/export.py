@@ -47,6 +47,8 @@ class ExportSource:
     keyset: Keyset
     columns: Sequence[Column]
     row_out: Callable[[Any], dict[str, Any]]
+    #: whether the statement yields one ORM object per row (else a row of several columns)
+    scalars: bool = True
 
 
 async def count_rows(session: AsyncSession, source: ExportSource, max_rows: int) -> int:
@@ -79,7 +81,7 @@ async def rows_of(
             stmt = stmt.where(position < tuple_(*last) if keyset.descending else position > tuple_(*last))
         async with sessionmaker() as session:
             result = await session.execute(stmt.order_by(*keyset.order_by()).limit(CHUNK))
-            chunk = list(result.scalars())
+            chunk = list(result.scalars() if source.scalars else result.all())
             rows = [source.row_out(row) for row in chunk]
             if chunk:
                 last = tuple(keyset.key_of(chunk[-1]))

@@ -440,7 +440,9 @@ def _asset(suffix: str) -> Factory:
     return calls
 
 
-def _scoped_list(path: str, access: str, *, volatile: bool = False, **extra: dict[str, str]) -> Factory:
+def _scoped_list(
+    path: str, access: str, *, volatile: bool = False, paged: bool = True, **extra: dict[str, str]
+) -> Factory:
     """A northbound list: silently filtered, and 403 for a platform or region filter naming B.
 
     ``volatile``: the list echoes a default time window ending now, so two identical calls differ.
@@ -454,7 +456,13 @@ def _scoped_list(path: str, access: str, *, volatile: bool = False, **extra: dic
         out += [
             Call("GET", path, access, "filter", params={"platform_code": t.code}),
             Call("GET", path, access, "filter", params={"region_code": t.region}),
-            Call("GET", path, access, "filter", params={"region_code": t.region[:4], "with_total": "true"}),
+            Call(
+                "GET",
+                path,
+                access,
+                "filter",
+                params={"region_code": t.region[:4], **({"with_total": "true"} if paged else {})},
+            ),
         ]
         return out
 
@@ -495,6 +503,18 @@ CALLS: dict[tuple[str, str], Factory] = {
     ("GET", "/api/v1/logs/verify"): _verify_logs,
     # the catalogue names no platform: every authenticated key reads the same answer
     ("GET", "/api/v1/export/assets"): _export_assets,
+    ("GET", "/api/v1/export/logs"): _scoped_list(
+        "/api/v1/export/logs", "logs", volatile=True, paged=False, csv={"format": "csv"}
+    ),
+    ("GET", "/api/v1/export/alarms"): _scoped_list(
+        "/api/v1/export/alarms", "alarms", volatile=True, paged=False, nd={"format": "ndjson"}
+    ),
+    ("GET", "/api/v1/export/metrics"): _scoped_list(
+        "/api/v1/export/metrics", "metrics", volatile=True, paged=False
+    ),
+    ("GET", "/api/v1/export/environment"): _scoped_list(
+        "/api/v1/export/environment", "environment", volatile=True, paged=False, nd={"format": "ndjson"}
+    ),
     ("GET", "/api/v1/metrics/samples"): _scoped_list(
         "/api/v1/metrics/samples", "metrics", volatile=True, cpu={"metric": "cpu.util"}
     ),
