@@ -29,6 +29,14 @@ def asset_filters(
     business_system: Annotated[str | None, Query(description="业务系统（完全匹配）", max_length=256)] = None,
     q: Annotated[str | None, Query(description="名称或 IP 包含", max_length=200)] = None,
     include_retired: Annotated[bool, Query(description="是否包含已退役资产")] = False,
+    updated_since: Annotated[
+        str | None,
+        Query(
+            description="增量同步：RFC 3339 时间或上次返回的 sync_token；按变更顺序返回（含已退役资产），"
+            "并返回新的 sync_token",
+            max_length=2000,
+        ),
+    ] = None,
 ) -> AssetFilters:
     """The asset filters of §5, shared by the list and the export."""
     return AssetFilters(
@@ -44,6 +52,7 @@ def asset_filters(
         business_system=business_system,
         q=q,
         include_retired=include_retired,
+        updated_since=updated_since,
     )
 
 

@@ -4,7 +4,7 @@ from app.models.alarm import Alarm
 from app.models.asset import Asset, AssetChange, AssetSnapshot, AssetSnapshotMember
 from app.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from app.models.base import Base
-from app.models.batch import BatchReceipt, QuarantinedRecord
+from app.models.batch import BatchReceipt, ChangeCounter, QuarantinedRecord
 from app.models.catalog import PointTypeDefinition
 from app.models.client import Client
 from app.models.log import LogChainHead, LogCheckpoint, LogRecord
@@ -26,6 +26,7 @@ __all__ = [
     "AuditHead",
     "Base",
     "BatchReceipt",
+    "ChangeCounter",
     "Client",
     "DomesticListEntry",
     "EnvironmentPoint",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -12,6 +12,7 @@ from app.models.base import Base, utcnow
 
 class Alarm(Base):
     __tablename__ = "alarm"
+    __table_args__ = (Index("ix_alarm_change", "change_seq", "platform_code", "alarm_id"),)
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     alarm_id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -27,3 +28,5 @@ class Alarm(Base):
     last_batch_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: position in commit order (see app.services.changes)
+    change_seq: Mapped[int | None] = mapped_column(BigInteger)

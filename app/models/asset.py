@@ -27,6 +27,7 @@ class Asset(Base):
     __table_args__ = (
         UniqueConstraint("asset_uid", "platform_code"),
         Index("ix_asset_platform_updated", "platform_code", "updated_at"),
+        Index("ix_asset_change", "change_seq", "platform_code", "asset_id"),
     )
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -87,6 +88,8 @@ class Asset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: position in commit order (see app.services.changes); null only inside the writing transaction
+    change_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AssetChange(Base):

@@ -15,8 +15,9 @@ from app.schemas.enums import AssetStatus, AssetType, CpuArch, Lifecycle, Networ
 from app.schemas.ingest import AssetRecord
 from app.security.keys import ServerKey
 from app.security.principal import Principal
+from app.services.changes import SyncSpec, parse_updated_since, sync_page
 from app.services.export import Column, ExportSource
-from app.services.query import Keyset, enum_filter, keyset_page, scope_condition
+from app.services.query import Keyset, enum_filter, keyset_page, parse_time, scope_condition
 
 RECORD_FIELDS = tuple(f for f in AssetRecord.model_fields if f != "is_domestic")
 
@@ -51,8 +52,13 @@ class AssetFilters:
     business_system: str | None = None
     q: str | None = None
     include_retired: bool = False
+    #: an RFC 3339 time or a ``sync_token``: switches the list to change order, retired rows included
+    updated_since: str | None = None
 
 
+ASSET_SYNC = SyncSpec(
+    "assets-sync", "assets", Asset.change_seq, (Asset.platform_code, Asset.asset_id), Asset.updated_at
+)
 ASSET_KEYSET = Keyset(
     "assets", (Asset.platform_code, Asset.asset_id), lambda a: [a.platform_code, a.asset_id]
 )
@@ -68,8 +74,26 @@ async def list_assets(
     cursor: str | None,
     with_total: bool = False,
 ) -> dict[str, Any]:
-    """Assets in scope, ordered by (platform_code, asset_id)."""
+    """Assets in scope, ordered by (platform_code, asset_id); with ``updated_since``, in change order."""
     stmt = await asset_statement(session, principal, filters)
+    if filters.updated_since is not None:
+        bound = asdict(filters) | {"updated_since": None}
+        start = parse_updated_since(key, ASSET_SYNC, bound, filters.updated_since)
+        rows, token, more = await sync_page(
+            session,
+            stmt,
+            ASSET_SYNC,
+            start,
+            server_key=key,
+            filters=bound,
+            limit=limit,
+            key_of=lambda a: [a.change_seq, a.platform_code, a.asset_id],
+        )
+        return {
+            "items": [asset_out(a) for a in rows],
+            "next_cursor": token if more else None,
+            "sync_token": token,
+        }
     rows, next_cursor, total = await keyset_page(
         session,
         stmt,
@@ -106,7 +130,7 @@ async def asset_statement(session: AsyncSession, principal: Principal, filters: 
         codes = enum_filter(value, column.key, allowed)
         if codes is not None:
             stmt = stmt.where(column.in_(codes))
-    if filters.lifecycle is None and not filters.include_retired:
+    if filters.lifecycle is None and not filters.include_retired and filters.updated_since is None:
         stmt = stmt.where(Asset.lifecycle != "retired")
     if filters.is_domestic is not None:
         stmt = stmt.where(Asset.is_domestic.is_(filters.is_domestic))
@@ -226,10 +250,18 @@ ASSET_COLUMNS = (
 async def asset_export_source(
     session: AsyncSession, principal: Principal, filters: AssetFilters
 ) -> ExportSource:
-    """The asset list with ``filters`` as an export (same scope, same order)."""
+    """The asset list with ``filters`` as an export (same scope, same order).
+
+    ``updated_since`` is taken as a time here (changes since then, retired rows included); a
+    ``sync_token`` belongs to the paged list.
+    """
+    statement = await asset_statement(session, principal, filters)
+    if filters.updated_since is not None:
+        since = parse_time(filters.updated_since, "updated_since")
+        statement = statement.where(Asset.updated_at >= since)
     return ExportSource(
         name="assets",
-        statement=await asset_statement(session, principal, filters),
+        statement=statement,
         keyset=ASSET_KEYSET,
         columns=[Column(key, zh) for key, zh in ASSET_COLUMNS],
         row_out=asset_out,

@@ -34,8 +34,9 @@ from app.models import (
     Room,
 )
 from app.repositories.bulk import chunks, key_in, lock_platform, rows_by_key, upsert_rows
-from app.schemas.ingest import AssetRecord
+from app.schemas.ingest import AssetRecord, SnapshotInfo
 from app.services import log_chain
+from app.services.changes import stamp_changes
 from app.services.domestic import DomesticLists, verdicts
 from app.services.ingest.core import BatchContext, Item
 
@@ -276,6 +277,8 @@ class AssetsHandler(KindHandler):
                     "last_batch_id": ctx.batch_id,
                     "created_at": created_at,
                     "updated_at": ctx.now if changed or old is None else old["updated_at"],
+                    # changed rows get this transaction's change sequence when it ends (stamp_changes)
+                    "change_seq": None if changed or old is None else old["change_seq"],
                     "last_seen_at": ctx.now,
                 }
             )
@@ -312,8 +315,14 @@ class AssetsHandler(KindHandler):
     async def after_write(self, session: AsyncSession, ctx: BatchContext, all_items: list[Item]) -> None:
         """Track the snapshot's pages; once complete, retire this reporter's missing assets."""
         snap = ctx.snapshot
-        if snap is None:
-            return
+        if snap is not None:
+            await self._snapshot(session, ctx, snap, all_items)
+        # the last step: this batch's changes (and retirements) get their place in commit order
+        await stamp_changes(session, Asset.__table__, "assets", ctx.platform_code)
+
+    async def _snapshot(
+        self, session: AsyncSession, ctx: BatchContext, snap: SnapshotInfo, all_items: list[Item]
+    ) -> None:
         state = await session.get(
             AssetSnapshot, (ctx.platform_code, ctx.reporter, snap.id), with_for_update=True
         )
@@ -439,6 +448,7 @@ class AssetsHandler(KindHandler):
                 .where(Asset.platform_code == ctx.platform_code, Asset.asset_id.in_(part))
                 .values(
                     lifecycle="retired",
+                    change_seq=None,
                     retired_by_snapshot=snapshot_id,
                     revision=Asset.revision + 1,
                     updated_at=ctx.now,
@@ -796,9 +806,11 @@ class AlarmsHandler(KindHandler):
                 changed = any(merged[f] != getattr(old, f) for f in self.FIELDS)
                 created_at = old.created_at
                 updated_at = ctx.now if changed else old.updated_at
+                change_seq = None if changed else old.change_seq
             else:
                 merged = dict.fromkeys(self.FIELDS) | given
                 created_at = updated_at = ctx.now
+                change_seq = None
             rows.append(
                 {
                     "platform_code": ctx.platform_code,
@@ -807,6 +819,7 @@ class AlarmsHandler(KindHandler):
                     "last_batch_id": ctx.batch_id,
                     "created_at": created_at,
                     "updated_at": updated_at,
+                    "change_seq": change_seq,
                 }
             )
         await upsert_rows(
@@ -819,6 +832,7 @@ class AlarmsHandler(KindHandler):
             ],
         )
         await self._warn_unknown_assets(session, ctx, items)
+        await stamp_changes(session, Alarm.__table__, "alarms", ctx.platform_code)
 
     @staticmethod
     def _stale(old: Alarm, given: dict[str, Any]) -> str | None:
