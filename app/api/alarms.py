@@ -34,6 +34,13 @@ def alarm_filters(
     to: Annotated[
         str | None, Query(description="首次发生时间止（不含），RFC 3339 带时区偏移", max_length=64)
     ] = None,
+    updated_since: Annotated[
+        str | None,
+        Query(
+            description="增量同步：RFC 3339 时间或上次返回的 sync_token；按变更顺序返回并给出新的 sync_token",
+            max_length=2000,
+        ),
+    ] = None,
 ) -> AlarmFilters:
     """The filters of this list (§5), shared by the list and its export."""
     return AlarmFilters(
@@ -43,6 +50,7 @@ def alarm_filters(
         level_max=level_max,
         from_=from_,
         to=to,
+        updated_since=updated_since,
     )
 
 

@@ -14,6 +14,7 @@ from app.schemas.enums import AlarmStatus
 from app.schemas.ingest import AlarmRecord
 from app.security.keys import ServerKey
 from app.security.principal import Principal
+from app.services.changes import SyncSpec, parse_updated_since, sync_page
 from app.services.ingest import asset_uid
 from app.services.query import (
     Keyset,
@@ -45,6 +46,13 @@ class AlarmFilters:
     level_max: int | None = None
     from_: str | None = None
     to: str | None = None
+    #: an RFC 3339 time or a ``sync_token``: switches the list to change order
+    updated_since: str | None = None
+
+
+ALARM_SYNC = SyncSpec(
+    "alarms-sync", "alarms", Alarm.change_seq, (Alarm.platform_code, Alarm.alarm_id), Alarm.updated_at
+)
 
 
 def alarm_out(alarm: Alarm, asset_known: bool) -> dict[str, Any]:
@@ -108,8 +116,30 @@ async def list_alarms(
     cursor: str | None,
     with_total: bool = False,
 ) -> dict[str, Any]:
-    """Alarms in scope ordered by ``first_at`` desc, then platform and id (desc), keyset-paged."""
+    """Alarms in scope ordered by ``first_at`` desc, then platform and id (desc), keyset-paged;
+    with ``updated_since``, in change order with a ``sync_token``."""
     stmt, resolved = await alarm_statement(session, principal, filters)
+    if filters.updated_since is not None:
+        bound = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in resolved.items()}
+        start = parse_updated_since(key, ALARM_SYNC, bound, filters.updated_since)
+        rows, token, more = await sync_page(
+            session,
+            stmt,
+            ALARM_SYNC,
+            start,
+            server_key=key,
+            filters=bound,
+            limit=limit,
+            key_of=lambda row: [row[0].change_seq, row[0].platform_code, row[0].alarm_id],
+            scalars=False,
+        )
+        return {
+            "items": [alarm_row_out(row) for row in rows],
+            "next_cursor": token if more else None,
+            "sync_token": token,
+            "from": echo_time(resolved["from"], reporting_tz),
+            "to": echo_time(resolved["to"], reporting_tz),
+        }
     rows, next_cursor, total = await keyset_page(
         session,
         stmt,

@@ -102,6 +102,7 @@ async def sync_page(
     filters: dict[str, Any],
     limit: int,
     key_of: Any,
+    scalars: bool = True,
 ) -> tuple[list[Any], str, bool]:
     """One page in change order; the token to resume after it; whether more rows follow."""
     counter = (
@@ -112,7 +113,8 @@ async def sync_page(
     if start.position is not None:
         stmt = stmt.where(_after(spec, start.position))
     stmt = stmt.where(spec.seq.is_not(None)).order_by(spec.seq, *spec.keys).limit(limit + 1)
-    rows = list((await session.execute(stmt)).scalars())
+    result = await session.execute(stmt)
+    rows = list(result.scalars() if scalars else result.all())
     more = len(rows) > limit
     rows = rows[:limit]
     if rows:

@@ -589,6 +589,7 @@ CALLS: dict[tuple[str, str], Factory] = {
         active={"status": "active"},
         severe={"level_max": "4"},
         since={"from": "2000-01-01T00:00:00+08:00"},
+        synced={"updated_since": "2000-01-01T00:00:00Z"},
     ),
     ("GET", "/api/v1/logs"): _scoped_list(
         "/api/v1/logs",

@@ -92,3 +92,23 @@ async def test_a_sync_misses_nothing_while_concurrent_pushes_commit(hub: Hub) ->
     await sync_task
     final = {(a["platform_code"], a["asset_id"]): a["name"] for a in await hub.assets()}
     assert seen == final
+
+
+async def test_alarms_sync_by_token_including_updates_of_old_alarms(hub: Hub) -> None:
+    await hub.create_platform(P)
+    first_at = rfc3339(now_utc())
+    alarms = [
+        {"alarm_id": f"A{i}", "level": 2, "status": "active", "title": f"告警 {i}", "first_at": first_at}
+        for i in range(5)
+    ]
+    await hub.push("alarms", batch(P, "a1", alarms))
+    data = (await hub.get("/api/v1/alarms", updated_since="2000-01-01T00:00:00Z", limit="3")).json()["data"]
+    assert len(data["items"]) == 3 and data["next_cursor"]
+    rest = (await hub.get("/api/v1/alarms", updated_since=data["sync_token"])).json()["data"]
+    assert sorted(a["alarm_id"] for a in data["items"] + rest["items"]) == [f"A{i}" for i in range(5)]
+    token = rest["sync_token"]
+    assert (await hub.get("/api/v1/alarms", updated_since=token)).json()["data"]["items"] == []
+    cleared = {**alarms[1], "status": "cleared", "cleared_at": rfc3339(now_utc())}
+    await hub.push("alarms", batch(P, "a2", [cleared]))
+    changed = (await hub.get("/api/v1/alarms", updated_since=token)).json()["data"]["items"]
+    assert [(a["alarm_id"], a["status"]) for a in changed] == [("A1", "cleared")]
