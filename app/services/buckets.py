@@ -14,19 +14,21 @@ buckets are omitted.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadParameter
 from app.security.keys import ServerKey
+from app.security.principal import Principal
 from app.services.cursor import decode_cursor, encode_cursor
-from app.services.query import time_window
+from app.services.query import Keyset, echo_time, keyset_page, time_window
 
 StepName = Literal["auto", "raw", "5m", "1h", "1d"]
 Aggregate = Literal["avg", "min", "max", "last", "sum"]
@@ -265,3 +267,57 @@ def wrap_cursor(
         return None
     last = [window.start.isoformat(), window.end.isoformat(), inner]
     return encode_cursor(key, f"{resource}:window", {"from": from_, "to": to}, last)
+
+
+async def windowed_page(
+    session: AsyncSession,
+    key: ServerKey,
+    principal: Principal,
+    filters: Any,
+    *,
+    keyset: Keyset,
+    statement: Callable[[AsyncSession, Principal, Any, datetime, datetime], Awaitable[Select[Any]]],
+    out: Callable[[Any, str], dict[str, Any]],
+    default_span: timedelta,
+    limit: int,
+    cursor: str | None,
+    with_total: bool,
+    tz_name: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """One page of a raw-samples list whose window defaults to the last ``default_span``.
+
+    The window is resolved on the first page and carried by the cursor; ``filters`` is the list's
+    filter dataclass (with ``from_`` / ``to``) and ``statement`` builds its scoped query.
+    """
+    window = open_window(
+        key,
+        keyset.resource,
+        filters.from_,
+        filters.to,
+        cursor,
+        now=now or datetime.now(UTC),
+        default_span=default_span,
+    )
+    stmt = await statement(session, principal, filters, window.start, window.end)
+    bound = asdict(filters) | {"from_": window.start.isoformat(), "to": window.end.isoformat()}
+    rows, inner, total = await keyset_page(
+        session,
+        stmt,
+        keyset,
+        server_key=key,
+        filters=bound,
+        limit=limit,
+        cursor=window.inner,
+        with_total=with_total,
+        scalars=False,
+    )
+    page: dict[str, Any] = {
+        "items": [out(row, tz_name) for row in rows],
+        "next_cursor": wrap_cursor(key, keyset.resource, filters.from_, filters.to, window, inner),
+        "from": echo_time(window.start, tz_name),
+        "to": echo_time(window.end, tz_name),
+    }
+    if with_total:
+        page["total"] = total
+    return page

@@ -24,10 +24,9 @@ from app.services.buckets import (
     Step,
     bucketize,
     collect_points,
-    open_window,
     resolve_step,
     resolved_window,
-    wrap_cursor,
+    windowed_page,
 )
 from app.services.metrics import DEFAULT_SPAN
 from app.services.query import (
@@ -196,37 +195,21 @@ async def list_samples(
     Without ``from`` / ``to`` the window is the last 24 h, resolved on the first page and kept
     by the cursor.
     """
-    window = open_window(
-        key,
-        SAMPLE_KEYSET.resource,
-        filters.from_,
-        filters.to,
-        cursor,
-        now=now or datetime.now(UTC),
-        default_span=DEFAULT_SPAN,
-    )
-    stmt = await samples_statement(session, principal, filters, window.start, window.end)
-    bound = asdict(filters) | {"from_": window.start.isoformat(), "to": window.end.isoformat()}
-    rows, inner, total = await keyset_page(
+    return await windowed_page(
         session,
-        stmt,
-        SAMPLE_KEYSET,
-        server_key=key,
-        filters=bound,
+        key,
+        principal,
+        filters,
+        keyset=SAMPLE_KEYSET,
+        statement=samples_statement,
+        out=sample_out,
+        default_span=DEFAULT_SPAN,
         limit=limit,
-        cursor=window.inner,
+        cursor=cursor,
         with_total=with_total,
-        scalars=False,
+        tz_name=tz_name,
+        now=now,
     )
-    page: dict[str, Any] = {
-        "items": [sample_out(row, tz_name) for row in rows],
-        "next_cursor": wrap_cursor(key, SAMPLE_KEYSET.resource, filters.from_, filters.to, window, inner),
-        "from": echo_time(window.start, tz_name),
-        "to": echo_time(window.end, tz_name),
-    }
-    if with_total:
-        page["total"] = total
-    return page
 
 
 @dataclass(frozen=True)
