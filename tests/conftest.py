@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cli import alembic_config
@@ -34,6 +34,7 @@ from tests.helpers import Hub
 
 PG_ADMIN_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 ROLES = ("admin", "regulator", "provider", "integrator")
+#: seeded by the migrations; restored before every test
 REFERENCE_TABLES = {"metric_definition", "domestic_list_entry", "point_type_definition"}
 BACKENDS = ["sqlite"] if os.environ.get("SUPHUB_TEST_SKIP_PG") == "1" else ["sqlite", "postgres"]
 
@@ -96,16 +97,28 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+_SEEDED: dict[str, dict[str, list[dict[str, Any]]]] = {}
+
+
 async def _empty_tables(engine: AsyncEngine, settings: Settings) -> None:
-    """A fresh hub: every table but the seeded reference data, and the audit head checkpoint."""
+    """A fresh hub: every table emptied, the reference data back as the migrations seeded it
+    (tests may change it through §10), and no audit head checkpoint."""
     (Path(settings.data_dir) / HEAD_FILE).unlink(missing_ok=True)
-    tables = [t.name for t in Base.metadata.sorted_tables if t.name not in REFERENCE_TABLES]
+    reference = [Base.metadata.tables[name] for name in sorted(REFERENCE_TABLES)]
     async with engine.begin() as conn:
+        seeded = _SEEDED.get(str(engine.url))
+        if seeded is None:  # first use of this database: remember what the migrations seeded
+            seeded = {t.name: [dict(r._mapping) for r in await conn.execute(select(t))] for t in reference}
+            _SEEDED[str(engine.url)] = seeded
+        tables = [t.name for t in Base.metadata.sorted_tables]
         if conn.dialect.name == "postgresql":
             await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
             for table in reversed(tables):
                 await conn.execute(text(f"DELETE FROM {table}"))
+        for table in reference:
+            if seeded[table.name]:
+                await conn.execute(table.insert(), seeded[table.name])
 
 
 @pytest.fixture

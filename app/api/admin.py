@@ -14,8 +14,10 @@ from app.schemas.common import (
     ClientOut,
     ClientRotated,
     ClientUpdate,
+    DomesticListsPut,
     Envelope,
     ErrorEnvelope,
+    MetricCatalogPut,
     PlatformCreate,
     PlatformOut,
     PlatformUpdate,
@@ -23,6 +25,7 @@ from app.schemas.common import (
 from app.security.principal import Principal
 from app.services import clients as client_service
 from app.services import platforms as platform_service
+from app.services import reference
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -188,3 +191,59 @@ async def revoke_client(
     _admin(principal)
     out = await client_service.revoke_client(session, app_key)
     return ok(request, ClientOut.model_validate(out).model_dump(mode="json"))
+
+
+@router.get(
+    "/metric-catalog",
+    response_model=Envelope[list[dict[str, Any]]],
+    responses=_ERRORS,
+    summary="指标目录 (metric catalogue)",
+)
+async def get_metric_catalog(
+    request: Request, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """Every metric code with its unit, enabled or not."""
+    _admin(principal)
+    return ok(request, await reference.metric_catalog(session))
+
+
+@router.put(
+    "/metric-catalog",
+    response_model=Envelope[list[dict[str, Any]]],
+    responses=_ERRORS,
+    summary="修改指标目录 (replace the metric catalogue)",
+)
+async def put_metric_catalog(
+    request: Request, change: MetricCatalogPut, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """The catalogue becomes the given list; codes left out are disabled (pushes of them are refused)."""
+    _admin(principal)
+    return ok(request, await reference.put_metric_catalog(session, change.metrics))
+
+
+@router.get(
+    "/domestic-lists",
+    response_model=Envelope[dict[str, Any]],
+    responses=_ERRORS,
+    summary="国产化名录 (domestic lists)",
+)
+async def get_domestic_lists(
+    request: Request, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """The lists the domestic verdicts are judged by."""
+    _admin(principal)
+    return ok(request, await reference.domestic_lists(session))
+
+
+@router.put(
+    "/domestic-lists",
+    response_model=Envelope[dict[str, Any]],
+    responses=_ERRORS,
+    summary="修改国产化名录 (replace domestic lists)",
+)
+async def put_domestic_lists(
+    request: Request, change: DomesticListsPut, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """Each list named is replaced as a whole; assets are judged by the new lists when next reported."""
+    _admin(principal)
+    return ok(request, await reference.put_domestic_lists(session, change))

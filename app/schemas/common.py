@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.schemas.enums import DataKind, NetworkZone, PlatformLevel, Role, Virtualization
 from app.schemas.types import PlatformCode, RegionCode, RegionPrefix, Uscc
@@ -147,3 +147,41 @@ class ClientCreated(ClientOut):
 
 class ClientRotated(ClientCreated):
     previous_valid_until: datetime = Field(description="旧密钥在此时间之前仍然有效")
+
+
+# --- the data the hub judges by (§10) ---------------------------------------------------------
+class MetricDefinitionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", max_length=64, description="指标编码，如 cpu.util"
+    )
+    name_zh: str = Field(min_length=1, max_length=200, description="中文名称")
+    unit: str = Field(min_length=1, max_length=32, description="单位，如 %、MiB、bit/s")
+    kind: Literal["gauge", "counter"] = Field(default="gauge", description="gauge 瞬时值 / counter 累计值")
+    description: str | None = Field(default=None, max_length=2000, description="说明")
+    default_interval_s: int = Field(default=60, ge=1, le=86400, description="默认采集间隔（秒）")
+    enabled: bool = Field(default=True, description="是否启用；停用的编码不再接收")
+
+
+class MetricCatalogPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metrics: list[MetricDefinitionIn] = Field(min_length=1, max_length=10_000, description="完整的指标目录")
+
+
+class DomesticEntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entry: str = Field(min_length=1, max_length=100, description="名录条目，如 海光 Hygon")
+    aliases: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=50, description="匹配用的别名（不区分大小写；英文按字母边界匹配）"
+    )
+
+
+class DomesticListsPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lists: dict[
+        Literal["cpu_vendor", "os", "database", "middleware", "manufacturer"], list[DomesticEntryIn]
+    ] = Field(description="要替换的名录：cpu_vendor / os / database / middleware / manufacturer")

@@ -24,6 +24,7 @@ Afterwards B is unchanged, in the database and as the admin sees it through ever
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -598,6 +599,32 @@ CALLS: dict[tuple[str, str], Factory] = {
         wide={"from": "2000-01-01T00:00:00Z"},
         audit={"category": "operation,audit"},
     ),
+    ("GET", "/api/v1/admin/metric-catalog"): lambda w, t: [
+        Call("GET", "/api/v1/admin/metric-catalog", "admin", "none", shows_target=False)
+    ],
+    ("PUT", "/api/v1/admin/metric-catalog"): lambda w, t: [
+        Call(
+            "PUT",
+            "/api/v1/admin/metric-catalog",
+            "admin",
+            "write",
+            shows_target=False,
+            json={"metrics": [{"code": "x.hijack", "name_zh": "x", "unit": "1"}]},
+        )
+    ],
+    ("GET", "/api/v1/admin/domestic-lists"): lambda w, t: [
+        Call("GET", "/api/v1/admin/domestic-lists", "admin", "none", shows_target=False)
+    ],
+    ("PUT", "/api/v1/admin/domestic-lists"): lambda w, t: [
+        Call(
+            "PUT",
+            "/api/v1/admin/domestic-lists",
+            "admin",
+            "write",
+            shows_target=False,
+            json={"lists": {"os": []}},
+        )
+    ],
     ("GET", "/api/v1/catalog"): lambda w, t: [
         Call("GET", "/api/v1/catalog", "any", "none", shows_target=False)
     ],
@@ -808,7 +835,8 @@ def shape(response: httpx.Response, target: Target) -> tuple[int, str, str]:
         body["data"] = {k: v for k, v in body["data"].items() if k not in {"from", "to"}}
     text = orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode().lower()
     for name, value in sorted(target.idents.items(), key=lambda kv: len(kv[1]), reverse=True):
-        text = text.replace(value, f"<{name}>")
+        # whole tokens only: a hash or a uuid in the answer may contain "4403" by chance
+        text = re.sub(rf"(?<![0-9a-z]){re.escape(value)}(?![0-9a-z])", f"<{name}>", text)
     return response.status_code, str(body.get("code")), text
 
 
