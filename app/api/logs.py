@@ -50,6 +50,13 @@ def log_filters(
             max_length=64,
         ),
     ] = None,
+    updated_since: Annotated[
+        str | None,
+        Query(
+            description="增量同步：RFC 3339 时间（此后接收的日志）或上次返回的 sync_token；按到达顺序返回",
+            max_length=16000,
+        ),
+    ] = None,
 ) -> LogFilters:
     """The filters of this list (§5), shared by the list and its export."""
     return LogFilters(
@@ -63,6 +70,7 @@ def log_filters(
         q=q,
         from_=from_,
         to=to,
+        updated_since=updated_since,
     )
 
 

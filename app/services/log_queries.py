@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadParameter
@@ -61,6 +61,8 @@ class LogFilters:
     q: str | None = None
     from_: str | None = None
     to: str | None = None
+    #: an RFC 3339 time (logs received since) or a ``sync_token``: arrival order, per platform
+    updated_since: str | None = None
 
 
 def log_out(log: LogRecord, asset_known: bool) -> dict[str, Any]:
@@ -74,7 +76,11 @@ def log_out(log: LogRecord, asset_known: bool) -> dict[str, Any]:
 
 
 async def log_statement(
-    session: AsyncSession, principal: Principal, filters: LogFilters, start: datetime, end: datetime
+    session: AsyncSession,
+    principal: Principal,
+    filters: LogFilters,
+    start: datetime | None,
+    end: datetime | None,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The logs (each with ``asset_known``) in ``[start, end)`` a list or an export with ``filters``
     holds, and the filters resolved (the window included) as a cursor binds them."""
@@ -94,11 +100,11 @@ async def log_statement(
         .where(Asset.platform_code == LogRecord.platform_code, Asset.asset_id == LogRecord.asset_id)
         .label("asset_known")
     )
-    stmt = (
-        select(LogRecord)
-        .add_columns(known)
-        .where(scope, LogRecord.event_time >= start, LogRecord.event_time < end)
-    )
+    stmt = select(LogRecord).add_columns(known).where(scope)
+    if start is not None:
+        stmt = stmt.where(LogRecord.event_time >= start)
+    if end is not None:
+        stmt = stmt.where(LogRecord.event_time < end)
     if categories is not None:
         stmt = stmt.where(LogRecord.category.in_(categories))
     if outcomes is not None:
@@ -140,7 +146,10 @@ async def list_logs(
     cursor: str | None,
     with_total: bool = False,
 ) -> dict[str, Any]:
-    """Logs in scope within ``[from, to)`` ordered by ``event_time`` desc, then platform and seq desc."""
+    """Logs in scope within ``[from, to)`` ordered by ``event_time`` desc, then platform and seq desc;
+    with ``updated_since``, in arrival order (see :func:`sync_logs`)."""
+    if filters.updated_since is not None:
+        return await sync_logs(session, key, principal, filters, reporting_tz=reporting_tz, limit=limit)
     inner_cursor: str | None = None
     if cursor:
         start, end, inner_cursor = _open_window(key, cursor)
@@ -198,3 +207,59 @@ def _open_window(key: ServerKey, cursor: str) -> tuple[datetime, datetime, str]:
     if not isinstance(inner, str) or start.tzinfo is None or end.tzinfo is None:
         raise BadParameter("游标无效 (invalid cursor)")
     return start, end, inner
+
+
+async def sync_logs(
+    session: AsyncSession,
+    key: ServerKey,
+    principal: Principal,
+    filters: LogFilters,
+    *,
+    reporting_tz: str,
+    limit: int,
+) -> dict[str, Any]:
+    """Logs in arrival order, ``(platform_code, seq)``, for incremental sync (§2.2).
+
+    Each platform's ``seq`` is handed out under its chain head's row lock, so it follows commit
+    order: once a sync has seen ``seq`` *s* of a platform, no log of that platform at or below *s*
+    can still appear. The ``sync_token`` is therefore the last ``seq`` seen per platform, signed
+    and bound to the filters; a time instead of a token starts with the logs received since then.
+    """
+    given_from, given_to = parse_time(filters.from_, "from"), parse_time(filters.to, "to")
+    stmt, resolved = await log_statement(session, principal, filters, given_from, given_to)
+    bound = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in resolved.items()}
+    assert filters.updated_since is not None
+    seen: dict[str, int] = {}
+    since = filters.updated_since
+    if since[:1].isdigit() and "T" in since[:11].upper():
+        stmt = stmt.where(LogRecord.received_at >= parse_time(since, "updated_since"))
+    else:
+        try:
+            raw = decode_cursor(key, "logs-sync", bound, since)
+            seen = {str(p): int(s) for p, s in raw}
+        except (BadParameter, TypeError, ValueError):
+            raise BadParameter(
+                "updated_since 应为 RFC 3339 时间或同一筛选条件下返回的 sync_token "
+                "(updated_since must be a time with offset or a sync_token of the same filters)"
+            ) from None
+    if seen:
+        stmt = stmt.where(
+            or_(
+                LogRecord.platform_code.not_in(sorted(seen)),
+                *(and_(LogRecord.platform_code == p, LogRecord.seq > s) for p, s in sorted(seen.items())),
+            )
+        )
+    result = await session.execute(stmt.order_by(LogRecord.platform_code, LogRecord.seq).limit(limit + 1))
+    rows = list(result.all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    for log, _known in rows:
+        seen[log.platform_code] = max(seen.get(log.platform_code, 0), log.seq)
+    token = encode_cursor(key, "logs-sync", bound, [[p, s] for p, s in sorted(seen.items())])
+    return {
+        "items": [log_row_out(row) for row in rows],
+        "next_cursor": token if more else None,
+        "sync_token": token,
+        "from": echo_time(given_from, reporting_tz),
+        "to": echo_time(given_to, reporting_tz),
+    }

@@ -598,6 +598,7 @@ CALLS: dict[tuple[str, str], Factory] = {
         volatile=True,
         wide={"from": "2000-01-01T00:00:00Z"},
         audit={"category": "operation,audit"},
+        synced={"updated_since": "2000-01-01T00:00:00Z"},
     ),
     ("GET", "/api/v1/admin/metric-catalog"): lambda w, t: [
         Call("GET", "/api/v1/admin/metric-catalog", "admin", "none", shows_target=False)

@@ -112,3 +112,78 @@ async def test_alarms_sync_by_token_including_updates_of_old_alarms(hub: Hub) ->
     await hub.push("alarms", batch(P, "a2", [cleared]))
     changed = (await hub.get("/api/v1/alarms", updated_since=token)).json()["data"]["items"]
     assert [(a["alarm_id"], a["status"]) for a in changed] == [("A1", "cleared")]
+
+
+async def _logs_sync(hub: Hub, token: str, **params: str) -> tuple[list[dict[str, Any]], str]:
+    items: list[dict[str, Any]] = []
+    while True:
+        data = (await hub.get("/api/v1/logs", updated_since=token, limit="5", **params)).json()["data"]
+        items += data["items"]
+        token = data["sync_token"]
+        if not data["next_cursor"]:
+            return items, token
+
+
+def _logs(platform: str, start: int, count: int) -> list[dict[str, Any]]:
+    ts = rfc3339(now_utc())
+    return [
+        {
+            "log_id": f"{platform}-{i}",
+            "category": "system",
+            "type": "boot",
+            "event_time": ts,
+            "severity": 6,
+            "action": "boot",
+            "outcome": "success",
+            "message": f"{platform} #{i}",
+        }
+        for i in range(start, start + count)
+    ]
+
+
+async def test_logs_sync_by_token_in_arrival_order_per_platform(hub: Hub) -> None:
+    await hub.create_platform(P)
+    await hub.create_platform(Q, "440300")
+    start = rfc3339(now_utc())
+    await hub.push("logs", batch(P, "p1", _logs(P, 0, 7)))
+    await hub.push("logs", batch(Q, "q1", _logs(Q, 0, 4)))
+    items, token = await _logs_sync(hub, start)
+    assert [(i["platform_code"], i["seq"]) for i in items] == [(P, s) for s in range(1, 8)] + [
+        (Q, s) for s in range(1, 5)
+    ]
+    await hub.push("logs", batch(Q, "q2", _logs(Q, 4, 2)))
+    later, token = await _logs_sync(hub, token)
+    assert [(i["platform_code"], i["seq"]) for i in later] == [(Q, 5), (Q, 6)]
+    assert (await _logs_sync(hub, token))[0] == []
+    other = await hub.get("/api/v1/logs", updated_since=token, platform_code=P)  # other filters
+    assert other.json()["code"] == "1001"
+
+
+async def test_logs_sync_misses_nothing_while_pushes_commit(hub: Hub) -> None:
+    await hub.create_platform(P)
+    await hub.create_platform(Q, "440300")
+    seen: set[str] = set()
+    pushing = True
+
+    async def pusher(platform: str) -> None:
+        for n in range(10):
+            assert (
+                await hub.push("logs", batch(platform, f"{platform}-{n}", _logs(platform, n * 20, 20)))
+            ).status_code == 200
+            await asyncio.sleep(0)
+
+    async def syncer() -> None:
+        token = "2000-01-01T00:00:00Z"
+        while True:
+            done = not pushing
+            items, token = await _logs_sync(hub, token)
+            seen.update(i["log_id"] for i in items)
+            if done:
+                return
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(syncer())
+    await asyncio.gather(pusher(P), pusher(Q))
+    pushing = False
+    await task
+    assert seen == {f"{p}-{i}" for p in (P, Q) for i in range(200)}
