@@ -215,7 +215,8 @@ async def _request_validation(request: Request, exc: Exception) -> Response:
             loc = loc[1:]
         elif loc and loc[0] in {"query", "path", "header"}:
             loc = loc[1:]
-        items.append(ErrorItem.of(_loc_to_str(loc) or "body", str(err.get("msg", ""))))
+        message = str(err.get("msg", "")).removeprefix("Value error, ")
+        items.append(ErrorItem.of(_loc_to_str(loc) or "body", message))
     cls: type[AppError] = ValidationFailed if in_body else BadParameter
     return error_response(request, cls(errors=items))
 

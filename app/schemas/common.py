@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.schemas.enums import DataKind, NetworkZone, PlatformLevel, Role, Virtualization
 from app.schemas.types import PlatformCode, RegionCode, RegionPrefix, Uscc
@@ -185,3 +185,14 @@ class DomesticListsPut(BaseModel):
     lists: dict[
         Literal["cpu_vendor", "os", "database", "middleware", "manufacturer"], list[DomesticEntryIn]
     ] = Field(description="要替换的名录：cpu_vendor / os / database / middleware / manufacturer")
+
+    @model_validator(mode="after")
+    def _entries_unique(self) -> DomesticListsPut:
+        for list_code, entries in self.lists.items():
+            names = [e.entry for e in entries]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(
+                    f"名录 {list_code} 中条目重复 (duplicate entries in {list_code}): {', '.join(duplicates)}"
+                )
+        return self

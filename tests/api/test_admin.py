@@ -89,3 +89,12 @@ async def test_a_deployment_changes_a_domestic_list_and_assets_are_judged_by_it(
         "/api/v1/admin/audit", params={"path": "/api/v1/admin/domestic-lists"}, headers=hub.auth(hub.admin)
     )
     assert sorted(e["status"] for e in events.json()["data"]["items"] if e["method"] == "PUT") == [200, 403]
+
+
+async def test_a_domestic_list_with_a_duplicate_entry_is_refused_with_its_name(hub: Hub) -> None:
+    body = {"lists": {"os": [{"entry": "麒麟 Kylin"}, {"entry": "麒麟 Kylin", "aliases": ["Kylin"]}]}}
+    answer = await hub.http.put("/api/v1/admin/domestic-lists", json=body, headers=hub.auth(hub.admin))
+    assert (answer.status_code, answer.json()["code"]) == (422, "1002")
+    assert "麒麟 Kylin" in answer.text
+    lists = (await hub.get("/api/v1/admin/domestic-lists")).json()["data"]
+    assert len(lists["os"]) == 5  # nothing changed
