@@ -68,7 +68,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False
+        create_app(settings, run_jobs=not args.no_scheduler),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        proxy_headers=False,
     )
     return 0
 
@@ -239,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--log-level", default="info")
     serve.add_argument(
-        "--no-scheduler", action="store_true", help="do not run the collector scheduler in-process"
+        "--no-scheduler",
+        action="store_true",
+        help="do not run the background jobs in-process (run `supervision-hub scheduler` instead)",
     )
     serve.set_defaults(func=_cmd_serve)
 
@@ -268,9 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="check the audit chain; exit 1 naming the first bad event"
     ).set_defaults(func=_cmd_audit_verify)
 
-    sub.add_parser("scheduler", help="the collector scheduler as its own process").set_defaults(
-        func=_cmd_scheduler
-    )
+    sub.add_parser(
+        "scheduler", help="the background jobs (rollups, retention, partitions) as their own process"
+    ).set_defaults(func=_cmd_scheduler)
 
     sign = sub.add_parser("sign", help="print the signature headers of a request (§3)")
     sign.add_argument("--key", required=True)

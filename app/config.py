@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     retention_environment_days: int = 30
     retention_logs_days: int = 180
     retention_alarms_days: int = 365
+    # rollups are kept longer than raw samples (§5); 0 keeps them for good
+    retention_rollup_5m_days: int = 90
+    retention_rollup_1h_days: int = 730
+    retention_rollup_1d_days: int = 0
+
+    # background jobs (rollups, retention, time partitions), run by ``supervision-hub scheduler``
+    # and, unless ``serve --no-scheduler``, inside the API process
+    rollup_interval_s: int = 60
+    maintenance_interval_s: int = 3600
+    #: daily partitions of raw samples created this many days ahead (PostgreSQL)
+    partitions_ahead_days: int = 7
 
     # fields whose changes are stored without history (§4.2)
     history_volatile_fields: list[str] = Field(default_factory=lambda: ["used_gib", "source_updated_at"])

@@ -29,6 +29,7 @@ from app.api.middleware import (
     RequestIdMiddleware,
     SourceRateLimitMiddleware,
 )
+from app.collectors.scheduler import build_scheduler
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
@@ -54,15 +55,24 @@ def _operation_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the engine connects lazily, so building it does no I/O."""
+def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> FastAPI:
+    """Build the app; the engine connects lazily, so building it does no I/O.
+
+    ``run_jobs`` runs the background jobs (rollups, retention, partitions) in this process while it
+    serves: the embedded default of ``supervision-hub serve``.
+    """
     settings = settings or get_settings()
     engine = create_engine(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server_key_for(app.state)  # a production hub without its key refuses to start
+        scheduler = build_scheduler(settings, app.state.sessionmaker) if run_jobs else None
+        if scheduler is not None:
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         await app.state.audit_writer.close()
         await app.state.rate_limiter.close()
         await engine.dispose()

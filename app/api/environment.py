@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -62,14 +63,27 @@ async def list_samples(
     with_total: WithTotal = False,
     limit: Limit = 100,
     cursor: Cursor = None,
+    updated_since: Annotated[
+        str | None,
+        Query(
+            description=(
+                "增量同步：RFC 3339 时间（此后接收的样本）或上次返回的 sync_token；按变更顺序返回，"
+                "含更正后的样本；仅在给出时按 from/to 筛选样本时间"
+            ),
+            max_length=16000,
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Raw samples in scope, ordered by ``platform_code, room_code, point_code, ts``, keyset-paged."""
+    """Raw samples in scope, ordered by ``platform_code, room_code, point_code, ts``, keyset-paged.
+
+    With ``updated_since``: change order (platform, change sequence, key, ts) and a ``sync_token``.
+    """
     principal.require_kind("environment")
     page = await environment_service.list_samples(
         session,
         server_key_of(request),
         principal,
-        filters,
+        replace(filters, updated_since=updated_since),
         limit=limit,
         cursor=cursor,
         with_total=with_total,
@@ -150,5 +164,11 @@ async def point_series(
         step=step,
         agg=agg,
     )
-    data = await environment_service.point_series(session, principal, query, tz_name=settings.reporting_tz)
+    data = await environment_service.point_series(
+        session,
+        principal,
+        query,
+        tz_name=settings.reporting_tz,
+        raw_retention_days=settings.retention_environment_days,
+    )
     return ok(request, data)

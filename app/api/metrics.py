@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -83,7 +84,13 @@ async def metric_series(
         step=step,
         agg=agg,
     )
-    data = await metric_service.metric_series(session, principal, query, tz_name=settings.reporting_tz)
+    data = await metric_service.metric_series(
+        session,
+        principal,
+        query,
+        tz_name=settings.reporting_tz,
+        raw_retention_days=settings.retention_metrics_days,
+    )
     return ok(request, data)
 
 
@@ -158,14 +165,27 @@ async def list_samples(
     with_total: Annotated[bool, Query(description="是否返回总数 total")] = False,
     limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
     cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
+    updated_since: Annotated[
+        str | None,
+        Query(
+            description=(
+                "增量同步：RFC 3339 时间（此后接收的样本）或上次返回的 sync_token；按变更顺序返回，"
+                "含更正后的样本；仅在给出时按 from/to 筛选样本时间"
+            ),
+            max_length=16000,
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Raw samples in scope, ordered by ``platform_code, series_id, ts``, keyset-paged."""
+    """Raw samples in scope, ordered by ``platform_code, series_id, ts``, keyset-paged.
+
+    With ``updated_since``: change order (platform, change sequence, key, ts) and a ``sync_token``.
+    """
     principal.require_kind("metrics")
     page = await metric_service.list_samples(
         session,
         server_key_of(request),
         principal,
-        filters,
+        replace(filters, updated_since=updated_since),
         limit=limit,
         cursor=cursor,
         with_total=with_total,

@@ -1,7 +1,10 @@
-"""The collector scheduler process (``supervision-hub scheduler``).
+"""The hub's background jobs on APScheduler: rollups, partitions and retention (collectors later).
 
-APScheduler 3 in its own process. Collector sources and their jobs are not built yet (see the
-collectors issue); until then the process starts, says so, and waits for a signal to stop.
+``supervision-hub scheduler`` runs them in a process of their own; ``supervision-hub serve`` runs
+them inside the API process unless ``--no-scheduler`` is given. Running them in more than one
+process is safe: a platform's rollups are built under its ``rollup_state`` row lock, partition
+creation tolerates a twin, and retention deletes are idempotent. (Collector sources, with their
+per-source lease, come with the collectors issue.)
 """
 
 from __future__ import annotations
@@ -9,19 +12,54 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.services.retention import maintain
+from app.services.rollups import build_rollups
 
 log = logging.getLogger(__name__)
 
 
+def build_scheduler(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIOScheduler:
+    """A scheduler holding the hub's jobs; each job runs once at start, then on its interval."""
+    scheduler = AsyncIOScheduler(timezone=settings.reporting_tz)
+
+    async def rollups() -> None:
+        try:
+            await build_rollups(sessionmaker, settings)
+        except Exception:  # a failed run is retried at the next interval
+            log.exception("rollup job failed")
+
+    async def maintenance() -> None:
+        try:
+            await maintain(sessionmaker, settings)
+        except Exception:
+            log.exception("maintenance job failed (partitions, retention)")
+
+    now = datetime.now(UTC)
+    common = {"max_instances": 1, "coalesce": True, "next_run_time": now}
+    scheduler.add_job(
+        maintenance, "interval", seconds=settings.maintenance_interval_s, id="maintenance", **common
+    )
+    scheduler.add_job(rollups, "interval", seconds=settings.rollup_interval_s, id="rollups", **common)
+    return scheduler
+
+
 async def run_scheduler(settings: Settings) -> None:
     """Run until SIGINT / SIGTERM."""
-    scheduler = AsyncIOScheduler(timezone=settings.reporting_tz)
+    engine = create_engine(settings)
+    scheduler = build_scheduler(settings, create_sessionmaker(engine))
     scheduler.start()
-    log.warning("collector scheduler running with no jobs: collector sources are not built yet")
+    log.info(
+        "scheduler running: rollups every %d s, maintenance every %d s",
+        settings.rollup_interval_s,
+        settings.maintenance_interval_s,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -30,3 +68,4 @@ async def run_scheduler(settings: Settings) -> None:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        await engine.dispose()

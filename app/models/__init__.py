@@ -12,6 +12,15 @@ from app.models.metric import MetricDefinition, MetricSample, MetricSeries
 from app.models.platform import Platform
 from app.models.ratelimit import RateBucket
 from app.models.reference import DomesticListEntry
+from app.models.rollup import (
+    EnvironmentRollup1d,
+    EnvironmentRollup1h,
+    EnvironmentRollup5m,
+    MetricRollup1d,
+    MetricRollup1h,
+    MetricRollup5m,
+    RollupState,
+)
 from app.models.room import EnvironmentPoint, EnvironmentSample, Room
 from app.models.security import UsedNonce
 
@@ -30,17 +39,24 @@ __all__ = [
     "Client",
     "DomesticListEntry",
     "EnvironmentPoint",
+    "EnvironmentRollup1d",
+    "EnvironmentRollup1h",
+    "EnvironmentRollup5m",
     "EnvironmentSample",
     "LogChainHead",
     "LogCheckpoint",
     "LogRecord",
     "MetricDefinition",
+    "MetricRollup1d",
+    "MetricRollup1h",
+    "MetricRollup5m",
     "MetricSample",
     "MetricSeries",
     "Platform",
     "PointTypeDefinition",
     "QuarantinedRecord",
     "RateBucket",
+    "RollupState",
     "Room",
     "UsedNonce",
 ]

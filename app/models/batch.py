@@ -52,5 +52,6 @@ class ChangeCounter(Base):
 
     __tablename__ = "change_counter"
 
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: a table (``assets``) or a table of one platform (``metric_sample:<platform_code>``)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -44,11 +44,22 @@ class MetricSeries(Base):
 
 
 class MetricSample(Base):
+    """A raw sample; a later write of the same (series, ts) replaces the value (a correction).
+
+    ``change_seq`` is the platform's sample change sequence at the write (see
+    :mod:`app.services.changes`): incremental sync and the rollup job both follow it. On
+    PostgreSQL the table is partitioned by day of ``ts`` (:mod:`app.services.retention`).
+    """
+
     __tablename__ = "metric_sample"
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __table_args__ = (
+        Index("ix_metric_sample_change", "platform_code", "change_seq", "series_id", "ts"),
+        {"sqlite_with_rowid": False, "postgresql_partition_by": "RANGE (ts)"},
+    )
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     series_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     ts: Mapped[datetime] = mapped_column(primary_key=True)
     value: Mapped[float] = mapped_column(Float)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    change_seq: Mapped[int] = mapped_column(BigInteger)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKeyConstraint, Integer, String
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKeyConstraint, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -52,10 +52,16 @@ class EnvironmentPoint(Base):
 
 
 class EnvironmentSample(Base):
-    """One reading; the later write of the same (point, ts) replaces the value (a correction)."""
+    """One reading; the later write of the same (point, ts) replaces the value (a correction).
+
+    ``change_seq`` as for metric samples; partitioned by day of ``ts`` on PostgreSQL.
+    """
 
     __tablename__ = "environment_sample"
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __table_args__ = (
+        Index("ix_environment_sample_change", "platform_code", "change_seq", "room_code", "point_code", "ts"),
+        {"sqlite_with_rowid": False, "postgresql_partition_by": "RANGE (ts)"},
+    )
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     room_code: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -66,3 +72,4 @@ class EnvironmentSample(Base):
     state: Mapped[str | None] = mapped_column(String(16))
     evaluated_at: Mapped[datetime | None] = mapped_column()
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    change_seq: Mapped[int] = mapped_column(BigInteger)

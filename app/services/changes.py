@@ -30,14 +30,28 @@ from app.security.keys import ServerKey
 from app.services.cursor import decode_cursor, encode_cursor
 
 
-async def stamp_changes(session: AsyncSession, table: Any, counter: str, platform_code: str) -> int:
-    """Give this transaction's changed rows of ``platform_code`` the next change sequence."""
+async def next_seq(session: AsyncSession, counter: str) -> int:
+    """The next value of ``counter``; its row stays locked until this transaction ends.
+
+    Take it as late as possible in a write: every writer of the same counter waits here for the
+    holder's commit, which is what keeps sequences in commit order.
+    """
     insert: Any = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
     bump = insert(ChangeCounter).values(name=counter, value=1)
     bump = bump.on_conflict_do_update(
         index_elements=["name"], set_={"value": ChangeCounter.value + 1}
     ).returning(ChangeCounter.value)
-    seq = (await session.execute(bump)).scalar_one()
+    return int((await session.execute(bump)).scalar_one())
+
+
+def sample_counter(table: str, platform_code: str) -> str:
+    """Raw samples count changes per platform, so ingests of different platforms never wait on each other."""
+    return f"{table}:{platform_code}"
+
+
+async def stamp_changes(session: AsyncSession, table: Any, counter: str, platform_code: str) -> int:
+    """Give this transaction's changed rows of ``platform_code`` the next change sequence."""
+    seq = await next_seq(session, counter)
     await session.execute(
         update(table)
         .where(table.c.platform_code == platform_code, table.c.change_seq.is_(None))

@@ -37,6 +37,8 @@ from app.services.query import (
     keyset_page,
     scope_condition,
 )
+from app.services.rollups import ENVIRONMENT, rollup_source
+from app.services.sample_sync import sync_samples
 
 PointKey = tuple[str, str]
 POINT_FIELDS = ("point_type", "rack_code", "position", "height_m", "interval_s")
@@ -114,6 +116,8 @@ class SampleFilters:
     point_type: str | None = None
     from_: str | None = None
     to: str | None = None
+    #: an RFC 3339 time (samples received since) or a ``sync_token``: change order (§2.2)
+    updated_since: str | None = None
 
 
 SAMPLE_KEYSET = Keyset(
@@ -130,7 +134,11 @@ SAMPLE_KEYSET = Keyset(
 
 
 async def samples_statement(
-    session: AsyncSession, principal: Principal, filters: SampleFilters, start: datetime, end: datetime
+    session: AsyncSession,
+    principal: Principal,
+    filters: SampleFilters,
+    start: datetime | None,
+    end: datetime | None,
 ) -> Select[Any]:
     """The raw samples a list (or an export) with ``filters`` over ``[start, end)`` holds."""
     point_types = enum_filter(filters.point_type, "point_type", get_args(PointType))
@@ -150,6 +158,7 @@ async def samples_statement(
         EnvironmentSample.state,
         EnvironmentSample.evaluated_at,
         EnvironmentSample.received_at,
+        EnvironmentSample.change_seq,
         *_POINT_COLUMNS,
     ]
     stmt = (
@@ -162,8 +171,12 @@ async def samples_statement(
                 EnvironmentPoint.point_code == EnvironmentSample.point_code,
             ),
         )
-        .where(scope, EnvironmentSample.ts >= start, EnvironmentSample.ts < end)
+        .where(scope)
     )
+    if start is not None:
+        stmt = stmt.where(EnvironmentSample.ts >= start)
+    if end is not None:
+        stmt = stmt.where(EnvironmentSample.ts < end)
     if filters.room_code is not None:
         stmt = stmt.where(EnvironmentSample.room_code == filters.room_code)
     if filters.point_code is not None:
@@ -193,8 +206,22 @@ async def list_samples(
     """Raw environment samples in scope, ordered by ``(platform_code, room_code, point_code, ts)``.
 
     Without ``from`` / ``to`` the window is the last 24 h, resolved on the first page and kept
-    by the cursor.
+    by the cursor. With ``updated_since``: change order and a ``sync_token``
+    (:mod:`app.services.sample_sync`).
     """
+    if filters.updated_since is not None:
+        return await sync_samples(
+            session,
+            key,
+            principal,
+            filters,
+            table=EnvironmentSample.__table__,  # type: ignore[arg-type]
+            keys=[EnvironmentSample.__table__.c.room_code, EnvironmentSample.__table__.c.point_code],
+            statement=samples_statement,
+            out=sample_out,
+            limit=limit,
+            tz_name=tz_name,
+        )
     return await windowed_page(
         session,
         key,
@@ -325,9 +352,10 @@ async def point_series(
     *,
     tz_name: str,
     now: datetime | None = None,
-    source: BucketSource[PointKey] = raw_environment_buckets,
+    raw_retention_days: int = 30,
+    source: BucketSource[PointKey] | None = None,
 ) -> dict[str, Any]:
-    """One point's samples in buckets; ``raw`` points carry their state."""
+    """One point's samples in buckets (rollups where built, else raw); ``raw`` points carry their state."""
     start, end = resolved_window(
         query.from_, query.to, now=now or datetime.now(UTC), default_span=DEFAULT_SPAN
     )
@@ -349,6 +377,15 @@ async def point_series(
     tz = ZoneInfo(tz_name)
     step = resolve_step(query.step, start, end, tz)
     key = (point.room_code, point.point_code)
+    if source is None:
+        source = rollup_source(
+            ENVIRONMENT,
+            raw_environment_buckets,
+            wrap=lambda k: (k[0], k[1]),
+            unwrap=lambda k: (k[0], k[1]),
+            raw_retention_days=raw_retention_days,
+            now=now,
+        )
     buckets = source(session, point.platform_code, [key], step, start, end)
     points = (await collect_points(buckets, step, query.agg, with_state=True)).get(key, [])
     return {

@@ -29,6 +29,8 @@ from app.services.buckets import (
 )
 from app.services.ingest.kinds import asset_uid, labels_key
 from app.services.query import Keyset, decode_times, echo_time, scope_condition
+from app.services.rollups import METRICS, rollup_source
+from app.services.sample_sync import sync_samples
 
 #: the window of a series or a sample list when ``from`` / ``to`` are not given
 DEFAULT_SPAN = timedelta(hours=24)
@@ -111,9 +113,13 @@ async def metric_series(
     *,
     tz_name: str,
     now: datetime | None = None,
-    source: BucketSource[int] = raw_metric_buckets,
+    raw_retention_days: int = 30,
+    source: BucketSource[int] | None = None,
 ) -> dict[str, Any]:
-    """One metric of one asset (or the platform itself) in buckets, one series per labels set."""
+    """One metric of one asset (or the platform itself) in buckets, one series per labels set.
+
+    Buckets come from the rollups where built, else from raw samples (``source`` replaces that).
+    """
     unit = await metric_unit(session, query.metric)
     labels = parse_labels(query.labels)
     start, end = resolved_window(
@@ -147,6 +153,15 @@ async def metric_series(
     step = resolve_step(query.step, start, end, tz)
     points: dict[int, list[dict[str, Any]]] = {}
     if matched:
+        if source is None:
+            source = rollup_source(
+                METRICS,
+                raw_metric_buckets,
+                wrap=lambda key: key[0],
+                unwrap=lambda series: (series,),
+                raw_retention_days=raw_retention_days,
+                now=now,
+            )
         buckets = source(session, platform_code, [row.series_id for row in matched], step, start, end)
         points = await collect_points(buckets, step, query.agg)
     series = [
@@ -246,6 +261,8 @@ class SampleFilters:
     asset_id: str | None = None
     from_: str | None = None
     to: str | None = None
+    #: an RFC 3339 time (samples received since) or a ``sync_token``: change order (§2.2)
+    updated_since: str | None = None
 
 
 SAMPLE_KEYSET = Keyset(
@@ -257,7 +274,11 @@ SAMPLE_KEYSET = Keyset(
 
 
 async def samples_statement(
-    session: AsyncSession, principal: Principal, filters: SampleFilters, start: datetime, end: datetime
+    session: AsyncSession,
+    principal: Principal,
+    filters: SampleFilters,
+    start: datetime | None,
+    end: datetime | None,
 ) -> Select[Any]:
     """The raw samples a list (or an export) with ``filters`` over ``[start, end)`` holds."""
     if filters.metric is not None:
@@ -276,6 +297,7 @@ async def samples_statement(
             MetricSample.ts,
             MetricSample.value,
             MetricSample.received_at,
+            MetricSample.change_seq,
             MetricSeries.metric,
             MetricSeries.asset_id,
             MetricSeries.labels,
@@ -287,8 +309,12 @@ async def samples_statement(
                 MetricSeries.series_id == MetricSample.series_id,
             ),
         )
-        .where(scope, MetricSample.ts >= start, MetricSample.ts < end)
+        .where(scope)
     )
+    if start is not None:
+        stmt = stmt.where(MetricSample.ts >= start)
+    if end is not None:
+        stmt = stmt.where(MetricSample.ts < end)
     if filters.metric is not None:
         stmt = stmt.where(MetricSeries.metric == filters.metric)
     if filters.asset_id is not None:
@@ -326,8 +352,22 @@ async def list_samples(
     """Raw samples in scope, ordered by ``(platform_code, series_id, ts)``, keyset-paged.
 
     Without ``from`` / ``to`` the window is the last 24 h, resolved on the first page and kept
-    by the cursor.
+    by the cursor. With ``updated_since``: change order and a ``sync_token``
+    (:mod:`app.services.sample_sync`).
     """
+    if filters.updated_since is not None:
+        return await sync_samples(
+            session,
+            key,
+            principal,
+            filters,
+            table=MetricSample.__table__,  # type: ignore[arg-type]
+            keys=[MetricSample.__table__.c.series_id],
+            statement=samples_statement,
+            out=sample_out,
+            limit=limit,
+            tz_name=tz_name,
+        )
     return await windowed_page(
         session,
         key,

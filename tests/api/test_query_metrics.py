@@ -58,18 +58,22 @@ def expected_points(
     for t, v in samples:
         seconds = int((t - EPOCH).total_seconds())
         groups[seconds - seconds % step_s].append((t, v))
-    out = []
-    for start in sorted(groups):
-        values = [v for _, v in sorted(groups[start])]
-        value = {
-            "avg": sum(values) / len(values),
-            "min": min(values),
-            "max": max(values),
-            "sum": sum(values),
-            "last": values[-1],
-        }[agg]
-        out.append({"ts": label(EPOCH + timedelta(seconds=start)), "value": value})
-    return out
+    return [
+        {"ts": label(EPOCH + timedelta(seconds=start)), "value": aggregate(groups[start], agg)}
+        for start in sorted(groups)
+    ]
+
+
+def aggregate(samples: list[tuple[datetime, float]], agg: str) -> float:
+    """One bucket's value, the obvious way (``last`` is the value of the latest sample)."""
+    values = [v for _, v in sorted(samples)]
+    return {
+        "avg": sum(values) / len(values),
+        "min": min(values),
+        "max": max(values),
+        "sum": sum(values),
+        "last": values[-1],
+    }[agg]
 
 
 def assert_points(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:

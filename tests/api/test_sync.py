@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
 from typing import Any
 
+from tests.api.test_query_lists import room, sample
 from tests.helpers import Hub, batch, now_utc, rfc3339, vm
 
 P, Q = "GD-GZ-01", "GD-SZ-01"
@@ -187,3 +189,127 @@ async def test_logs_sync_misses_nothing_while_pushes_commit(hub: Hub) -> None:
     pushing = False
     await task
     assert seen == {f"{p}-{i}" for p in (P, Q) for i in range(200)}
+
+
+# --- raw samples --------------------------------------------------------------------------------
+
+SAMPLES = "/api/v1/metrics/samples"
+
+
+def _samples(asset: str, minutes: range, value: float) -> list[dict[str, Any]]:
+    base = now_utc().replace(second=0) - timedelta(hours=2)
+    return [
+        {
+            "metric": "cpu.util",
+            "asset_id": asset,
+            "ts": rfc3339(base + timedelta(minutes=m)),
+            "value": value + m,
+        }
+        for m in minutes
+    ]
+
+
+async def _samples_sync(
+    hub: Hub, token: str, path: str = SAMPLES, **params: str
+) -> tuple[list[dict[str, Any]], str]:
+    items: list[dict[str, Any]] = []
+    while True:
+        answer = await hub.get(path, updated_since=token, limit="4", **params)
+        assert answer.status_code == 200, answer.text
+        data = answer.json()["data"]
+        items += data["items"]
+        token = data["sync_token"]
+        if not data["next_cursor"]:
+            return items, token
+
+
+def _key(item: dict[str, Any]) -> tuple[str, str, str]:
+    return item["platform_code"], item["asset_id"], item["ts"]
+
+
+async def test_metric_samples_sync_by_token_delivers_new_and_corrected_samples_once(hub: Hub) -> None:
+    await hub.create_platform(P)
+    await hub.create_platform(Q, "440300")
+    start = rfc3339(now_utc())
+    assert (await hub.push("metrics", batch(P, "p1", _samples("vm-1", range(10), 1.0)))).status_code == 200
+    assert (await hub.push("metrics", batch(Q, "q1", _samples("vm-9", range(3), 5.0)))).status_code == 200
+    first, token = await _samples_sync(hub, start)
+    assert len(first) == 13 and len({_key(i) for i in first}) == 13
+    assert (await _samples_sync(hub, token))[0] == []
+
+    corrected = _samples("vm-1", range(4, 5), 100.0) + _samples("vm-2", range(1), 7.0)
+    assert (await hub.push("metrics", batch(P, "p2", corrected))).status_code == 200
+    changed, token = await _samples_sync(hub, token)
+    assert sorted((i["asset_id"], i["value"]) for i in changed) == [("vm-1", 104.0), ("vm-2", 7.0)]
+    assert (await _samples_sync(hub, token))[0] == []
+
+    narrowed, _ = await _samples_sync(hub, "2000-01-01T00:00:00Z", platform_code=Q)
+    assert {i["platform_code"] for i in narrowed} == {Q} and len(narrowed) == 3
+    other = await hub.get(SAMPLES, updated_since=token, platform_code=P)  # a token of other filters
+    assert (other.status_code, other.json()["code"]) == (400, "1001")
+    forged = await hub.get(SAMPLES, updated_since=token[:-4] + "AAAA")
+    assert forged.json()["code"] == "1001"
+
+
+async def test_metric_samples_sync_misses_nothing_while_pushes_commit(hub: Hub) -> None:
+    """Overlapping batches (corrections of the same samples) of two platforms are pushed while a
+    client syncs; it ends with the final value of every sample."""
+    await hub.create_platform(P)
+    await hub.create_platform(Q, "440300")
+    rng = random.Random(5)
+    seen: dict[tuple[str, str, str], float] = {}
+    pushing = True
+
+    async def pusher(platform: str) -> None:
+        for n in range(10):
+            first = rng.randrange(0, 30)
+            records = _samples("vm-1", range(first, first + 15), float(n * 100))
+            assert (await hub.push("metrics", batch(platform, f"{platform}-{n}", records))).status_code == 200
+            await asyncio.sleep(0)
+
+    async def syncer() -> None:
+        token = "2000-01-01T00:00:00Z"
+        while True:
+            done = not pushing
+            items, token = await _samples_sync(hub, token)
+            seen.update({_key(i): i["value"] for i in items})
+            if done:
+                return
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(syncer())
+    await asyncio.gather(pusher(P), pusher(Q))
+    pushing = False
+    await task
+    final: dict[tuple[str, str, str], float] = {}
+    window = {"from": rfc3339(now_utc() - timedelta(hours=3)), "to": rfc3339(now_utc())}
+    cursor = None
+    while True:
+        data = (
+            await hub.get(SAMPLES, limit="1000", **window, **({"cursor": cursor} if cursor else {}))
+        ).json()
+        final.update({_key(i): i["value"] for i in data["data"]["items"]})
+        cursor = data["data"]["next_cursor"]
+        if not cursor:
+            break
+    assert seen == final and len(final) > 30
+
+
+async def test_environment_samples_sync_by_token(hub: Hub) -> None:
+    await hub.create_platform(P)
+    assert (await hub.push("rooms", batch(P, "r", [room("R1")]))).status_code == 200
+    base = now_utc() - timedelta(hours=1)
+
+    def reading(point: str, minute: int, value: float) -> dict[str, Any]:
+        return sample("R1", point, "cold_aisle_temp", base + timedelta(minutes=minute), value)
+
+    path = "/api/v1/environment/samples"
+    await hub.push(
+        "environment", batch(P, "e1", [reading(p, m, 22.0) for p in ("T1", "T2") for m in range(5)])
+    )
+    first, token = await _samples_sync(hub, "2000-01-01T00:00:00Z", path)
+    assert len({(i["point_code"], i["ts"]) for i in first}) == 10
+    await hub.push("environment", batch(P, "e2", [reading("T2", 3, 30.5)]))
+    changed, token = await _samples_sync(hub, token, path)
+    assert [(i["point_code"], i["value"]) for i in changed] == [("T2", 30.5)]
+    assert (await _samples_sync(hub, token, path))[0] == []

@@ -36,7 +36,7 @@ from app.models import (
 from app.repositories.bulk import chunks, key_in, lock_platform, rows_by_key, upsert_rows
 from app.schemas.ingest import AssetRecord, SnapshotInfo
 from app.services import log_chain
-from app.services.changes import stamp_changes
+from app.services.changes import next_seq, sample_counter, stamp_changes
 from app.services.domestic import DomesticLists, verdicts
 from app.services.ingest.core import BatchContext, Item
 
@@ -630,12 +630,15 @@ class MetricsHandler(KindHandler):
             update=[],
         )
         samples.sort(key=lambda r: (r["series_id"], r["ts"]))
+        seq = await next_seq(session, sample_counter("metric_sample", ctx.platform_code))
+        for row in samples:
+            row["change_seq"] = seq
         await upsert_rows(
             session,
             MetricSample.__table__,
             samples,
             key=("platform_code", "series_id", "ts"),
-            update=["value", "received_at"],
+            update=["value", "received_at", "change_seq"],
         )
         await self._warn_unknown_assets(session, ctx, items)
 
@@ -759,6 +762,9 @@ class EnvironmentHandler(KindHandler):
             for i in items
         ]
         rows.sort(key=lambda r: (r["room_code"], r["point_code"], r["ts"]))
+        seq = await next_seq(session, sample_counter("environment_sample", ctx.platform_code))
+        for row in rows:
+            row["change_seq"] = seq
         await upsert_rows(
             session, EnvironmentSample.__table__, rows, key=("platform_code", "room_code", "point_code", "ts")
         )
