@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     #: daily partitions of raw samples created this many days ahead (PostgreSQL)
     partitions_ahead_days: int = 7
 
+    # collectors (§8)
+    #: hosts a source's base_url may name (empty: any); e.g. '["10.1.2.3", "cmp.gz.gov.cn"]'
+    source_allowed_hosts: list[str] = Field(default_factory=list)
+    collector_tick_s: int = 5
+    collector_lease_s: int = 120
+    collector_request_timeout_s: float = 30.0
+    collector_run_timeout_s: int = 3600
+
     # fields whose changes are stored without history (§4.2)
     history_volatile_fields: list[str] = Field(default_factory=lambda: ["used_gib", "source_updated_at"])
 
@@ -88,6 +96,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'hub.db').as_posix()}"
+
+    def allowed_source_hosts(self) -> frozenset[str] | None:
+        """The hosts collectors may reach, lower-cased; ``None`` when any host is allowed."""
+        hosts = frozenset(h.strip().lower() for h in self.source_allowed_hosts if h.strip())
+        return hosts or None
 
     @property
     def is_sqlite(self) -> bool:

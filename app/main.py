@@ -22,6 +22,7 @@ from app.api import (
     platforms,
     reports,
     rooms,
+    sources,
 )
 from app.api.middleware import (
     AuditMiddleware,
@@ -29,6 +30,7 @@ from app.api.middleware import (
     RequestIdMiddleware,
     SourceRateLimitMiddleware,
 )
+from app.collectors.runner import CollectorRunner
 from app.collectors.scheduler import build_scheduler
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
@@ -67,12 +69,18 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server_key_for(app.state)  # a production hub without its key refuses to start
-        scheduler = build_scheduler(settings, app.state.sessionmaker) if run_jobs else None
-        if scheduler is not None:
+        scheduler = None
+        if run_jobs:
+            runner = CollectorRunner(app.state.sessionmaker, settings, server_key_for(app.state))
+            app.state.collector_runner = runner
+            scheduler = build_scheduler(settings, app.state.sessionmaker, runner)
             scheduler.start()
         yield
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+        runner_in_use: CollectorRunner | None = getattr(app.state, "collector_runner", None)
+        if runner_in_use is not None:
+            await runner_in_use.stop()
         await app.state.audit_writer.close()
         await app.state.rate_limiter.close()
         await engine.dispose()
@@ -109,6 +117,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         metrics,
         environment,
         export,
+        sources,
     ):
         app.include_router(module.router)
     return app

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -108,16 +109,41 @@ async def _signed_get(data_dir: Path, created: dict[str, str], **env: str) -> in
     return status
 
 
+async def _source_credentials(data_dir: Path, created: dict[str, str], *, create: bool) -> Any:
+    """A hub source's masked credentials as the admin API shows them (creating the source first)."""
+    app = create_app(Settings(data_dir=data_dir, _env_file=None))  # type: ignore[call-arg]
+    auth = {"Authorization": f"Bearer {created['bearer']}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub.test") as http:
+        if create:
+            body = {
+                "source_id": "city",
+                "type": "hub",
+                "base_url": "http://city.example",
+                "credentials": {"token": "ak_0123456789abcdef0123.sealed"},
+                "kinds": ["assets"],
+                "options": {"region": "44"},
+            }
+            assert (await http.post("/api/v1/admin/sources", json=body, headers=auth)).status_code == 201
+        answer = await http.get("/api/v1/admin/sources/city", headers=auth)
+    await app.state.audit_writer.close()
+    await app.state.rate_limiter.close()
+    await app.state.engine.dispose()
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["credentials"]
+
+
 async def test_keys_rotate_reencrypts_every_secret_and_keeps_the_old_key_readable(tmp_path: Path) -> None:
     created = json.loads(_run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path).stdout)
     key_file = tmp_path / "var" / "server.key"
     old_key = key_file.read_text()
     assert await _signed_get(tmp_path / "var", created) == 200
+    assert await _source_credentials(tmp_path / "var", created, create=True) == {"token": "***"}
 
     result = _run(["keys", "rotate"], tmp_path)
     assert result.returncode == 0, result.stderr
     rotated = json.loads(result.stdout)
-    assert rotated["rotated"] == 1 and rotated["old_key_id"] != rotated["new_key_id"]
+    # the client's secret and the source's credentials
+    assert rotated["rotated"] == 2 and rotated["old_key_id"] != rotated["new_key_id"]
     assert key_file.read_text() != old_key
     assert (tmp_path / "var" / f"server.key.{rotated['old_key_id']}.old").read_text() == old_key
     assert created["secret"] not in result.stdout + result.stderr
@@ -126,6 +152,7 @@ async def test_keys_rotate_reencrypts_every_secret_and_keeps_the_old_key_readabl
     # and the new key alone opens it (the old one is only a fallback)
     (tmp_path / "var" / f"server.key.{rotated['old_key_id']}.old").unlink()
     assert await _signed_get(tmp_path / "var", created) == 200
+    assert await _source_credentials(tmp_path / "var", created, create=False) == {"token": "***"}
 
 
 async def test_keys_rotate_with_a_configured_key_needs_the_new_key_file(tmp_path: Path) -> None:

@@ -1,1 +1,1 @@
-"""Southbound collectors (§8). The framework and sources come with the collectors issue."""
+"""Southbound collectors (§8): contract (:mod:`.base`), registry, runner, scheduler, a folder per source."""

@@ -1,10 +1,10 @@
-"""The hub's background jobs on APScheduler: rollups, partitions and retention (collectors later).
+"""The hub's background jobs on APScheduler: collector sources, rollups, partitions and retention.
 
 ``supervision-hub scheduler`` runs them in a process of their own; ``supervision-hub serve`` runs
 them inside the API process unless ``--no-scheduler`` is given. Running them in more than one
 process is safe: a platform's rollups are built under its ``rollup_state`` row lock, partition
-creation tolerates a twin, and retention deletes are idempotent. (Collector sources, with their
-per-source lease, come with the collectors issue.)
+creation tolerates a twin, retention deletes are idempotent, and a source runs only under its
+lease (:mod:`app.collectors.runner`).
 """
 
 from __future__ import annotations
@@ -17,16 +17,26 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.collectors.runner import CollectorRunner
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.security.keys import load_server_key
 from app.services.retention import maintain
 from app.services.rollups import build_rollups
 
 log = logging.getLogger(__name__)
 
 
-def build_scheduler(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIOScheduler:
-    """A scheduler holding the hub's jobs; each job runs once at start, then on its interval."""
+def build_scheduler(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    runner: CollectorRunner | None = None,
+) -> AsyncIOScheduler:
+    """A scheduler holding the hub's jobs; each job runs once at start, then on its interval.
+
+    With a ``runner``, a tick every ``SUPHUB_COLLECTOR_TICK_S`` starts the sources that are due
+    (their runs go on in the background; the lease keeps each source to one run at a time).
+    """
     scheduler = AsyncIOScheduler(timezone=settings.reporting_tz)
 
     async def rollups() -> None:
@@ -47,13 +57,26 @@ def build_scheduler(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
         maintenance, "interval", seconds=settings.maintenance_interval_s, id="maintenance", **common
     )
     scheduler.add_job(rollups, "interval", seconds=settings.rollup_interval_s, id="rollups", **common)
+    if runner is not None:
+
+        async def collectors() -> None:
+            try:
+                await runner.tick()
+            except Exception:
+                log.exception("collector tick failed")
+
+        scheduler.add_job(
+            collectors, "interval", seconds=settings.collector_tick_s, id="collectors", **common
+        )
     return scheduler
 
 
 async def run_scheduler(settings: Settings) -> None:
     """Run until SIGINT / SIGTERM."""
     engine = create_engine(settings)
-    scheduler = build_scheduler(settings, create_sessionmaker(engine))
+    sessionmaker = create_sessionmaker(engine)
+    runner = CollectorRunner(sessionmaker, settings, load_server_key(settings))
+    scheduler = build_scheduler(settings, sessionmaker, runner)
     scheduler.start()
     log.info(
         "scheduler running: rollups every %d s, maintenance every %d s",
@@ -68,4 +91,5 @@ async def run_scheduler(settings: Settings) -> None:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        await runner.stop()
         await engine.dispose()

@@ -23,6 +23,7 @@ from app.models.rollup import (
 )
 from app.models.room import EnvironmentPoint, EnvironmentSample, Room
 from app.models.security import UsedNonce
+from app.models.source import Source, SourceRun
 
 __all__ = [
     "Alarm",
@@ -58,5 +59,7 @@ __all__ = [
     "RateBucket",
     "RollupState",
     "Room",
+    "Source",
+    "SourceRun",
     "UsedNonce",
 ]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadParameter, NotFound
-from app.models import Client, Platform
+from app.models import Client, Platform, Source
 from app.schemas.common import ClientCreate, ClientUpdate
 from app.schemas.types import normalise_region
 from app.security.keys import ServerKey, hash_secret, new_app_key, new_secret
@@ -158,12 +158,18 @@ async def revoke_client(session: AsyncSession, app_key: str) -> dict[str, Any]:
 
 
 async def reencrypt_secrets(session: AsyncSession, old: ServerKey, new: ServerKey) -> int:
-    """Re-encrypt every stored client secret (and overlapping previous secret) under ``new``."""
+    """Re-encrypt every stored client secret (and overlapping previous secret) and every collector
+    source's credentials under ``new``; returns how many secrets were re-encrypted."""
     rows = (await session.execute(select(Client).with_for_update())).scalars().all()
     for client in rows:
         client.secret_ciphertext = new.encrypt(old.decrypt(client.secret_ciphertext))
         if client.previous_secret_ciphertext:
             client.previous_secret_ciphertext = new.encrypt(old.decrypt(client.previous_secret_ciphertext))
         client.secret_key_id = new.key_id
+    sources = (await session.execute(select(Source).with_for_update())).scalars().all()
+    sealed = [s for s in sources if s.credentials_ciphertext]
+    for source in sealed:
+        assert source.credentials_ciphertext is not None
+        source.credentials_ciphertext = new.encrypt(old.decrypt(source.credentials_ciphertext))
     await session.flush()
-    return len(rows)
+    return len(rows) + len(sealed)

@@ -655,6 +655,65 @@ CALLS: dict[tuple[str, str], Factory] = {
             json={"status": "decommissioned", "name": "hijacked", "region_code": w.a.region},
         )
     ],
+    # collector sources (§8): the admin only; the world has none, so reads of one are 404
+    ("GET", "/api/v1/admin/sources"): lambda w, t: [
+        Call("GET", "/api/v1/admin/sources", "admin", "none", shows_target=False),
+        Call(
+            "GET",
+            "/api/v1/admin/sources",
+            "admin",
+            "none",
+            params={"platform_code": t.code},
+            shows_target=False,
+        ),
+    ],
+    ("POST", "/api/v1/admin/sources"): lambda w, t: [
+        Call(
+            "POST",
+            "/api/v1/admin/sources",
+            "admin",
+            "write",
+            json={
+                "source_id": f"{t.p}-src",
+                "platform_code": t.code,
+                "type": "no-such-type",
+                "base_url": "http://cmp.example",
+                "kinds": ["assets"],
+            },
+        )
+    ],
+    ("GET", "/api/v1/admin/sources/{source_id}"): lambda w, t: [
+        Call("GET", f"/api/v1/admin/sources/{t.p}-src", "admin", "none", admin_status=404, shows_target=False)
+    ],
+    ("PATCH", "/api/v1/admin/sources/{source_id}"): lambda w, t: [
+        Call("PATCH", f"/api/v1/admin/sources/{t.p}-src", "admin", "write", json={"enabled": False})
+    ],
+    ("DELETE", "/api/v1/admin/sources/{source_id}"): lambda w, t: [
+        Call("DELETE", f"/api/v1/admin/sources/{t.p}-src", "admin", "write")
+    ],
+    ("POST", "/api/v1/admin/sources/{source_id}/run"): lambda w, t: [
+        Call("POST", f"/api/v1/admin/sources/{t.p}-src/run", "admin", "write")
+    ],
+    ("GET", "/api/v1/admin/sources/{source_id}/runs"): lambda w, t: [
+        Call(
+            "GET",
+            f"/api/v1/admin/sources/{t.p}-src/runs",
+            "admin",
+            "none",
+            admin_status=404,
+            shows_target=False,
+        )
+    ],
+    ("GET", "/api/v1/admin/sources/{source_id}/runs/{run_id}"): lambda w, t: [
+        Call(
+            "GET",
+            f"/api/v1/admin/sources/{t.p}-src/runs/01M7Z9TN01RCHDMCGAT9N8WFR9",
+            "admin",
+            "none",
+            admin_status=404,
+            shows_target=False,
+        )
+    ],
     ("GET", "/api/v1/admin/clients"): lambda w, t: [Call("GET", "/api/v1/admin/clients", "admin", "none")],
     ("POST", "/api/v1/admin/clients"): lambda w, t: [
         Call(

@@ -1,0 +1,449 @@
+"""Running sources (§8): leases, run records, pages into the ingest service, back-off.
+
+**One run per source across every process.** A run starts by taking the source's lease in one
+short transaction (``UPDATE source SET lease_… WHERE lease is free or lapsed``); the holder renews
+it while the run lasts and clears it at the end. Two schedulers, or four API workers pressing
+"run now", therefore never poll a source twice at once; a crashed holder's lease lapses.
+
+**No transaction open while waiting on a source.** The runner only touches the database to take
+and renew the lease, to ingest a page (the ingest service's own short transaction) and to record
+the outcome; the collector's HTTP calls happen in between.
+
+**Full runs are snapshots.** The asset pages of a full run carry ``snapshot`` ``{id: run, seq}``
+per platform; the runner holds each platform's latest page back and sends it with ``last: true``
+only when the collector finished without error — so a run that fails halfway retires nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.api.middleware import new_request_id
+from app.collectors.base import Collector, RunContext, RunMode, SourceConfig
+from app.collectors.errors import SourceDataError, SourceError
+from app.collectors.http import SourceHTTP
+from app.collectors.registry import collector_class
+from app.config import Settings
+from app.db import write_session
+from app.errors import AppError
+from app.models import Platform, Source, SourceRun
+from app.schemas.common import PlatformCreate
+from app.security.keys import ServerKey
+from app.services.ingest.service import IngestService
+from app.services.platforms import PlatformExists, create_platform
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "SUPHUB_SOURCE_"
+#: a failing source waits interval × 2^failures, at most this long, before it is tried again
+MAX_BACKOFF = timedelta(hours=1)
+#: full runs (complete snapshots) at least this often unless ``options.full_every_s`` says otherwise
+DEFAULT_FULL_EVERY_S = 86_400
+
+
+def resolve_credentials(raw: dict[str, Any]) -> dict[str, str]:
+    """Credential values, with ``{"env": "SUPHUB_SOURCE_…"}`` read from the hub's environment now."""
+    out: dict[str, str] = {}
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            variable = str(value.get("env", ""))
+            if not variable.startswith(ENV_PREFIX):
+                raise SourceError(
+                    f"凭据 {name} 的环境变量须以 {ENV_PREFIX} 开头 (env must start with {ENV_PREFIX})"
+                )
+            if variable not in os.environ:
+                raise SourceError(f"环境变量 {variable} 未设置 (environment variable {variable} is not set)")
+            out[name] = os.environ[variable]
+        else:
+            out[name] = str(value)
+    return out
+
+
+def seal_credentials(server_key: ServerKey, credentials: dict[str, Any] | None) -> bytes | None:
+    return None if credentials is None else server_key.encrypt(orjson.dumps(credentials))
+
+
+def open_credentials(server_key: ServerKey, sealed: bytes | None) -> dict[str, Any]:
+    return {} if sealed is None else dict(orjson.loads(server_key.decrypt(sealed)))
+
+
+def backoff_after(failures: int, interval_s: int) -> timedelta:
+    """How long a source that failed ``failures`` times in a row waits (with jitter)."""
+    base = timedelta(seconds=interval_s) * (2 ** min(failures, 16))
+    wait: timedelta = min(MAX_BACKOFF, base) * random.uniform(0.8, 1.2)
+    return wait
+
+
+def is_stale(source: Source, now: datetime) -> bool:
+    """No successful run within two intervals (or a back-off in progress)."""
+    if source.last_success_at is None:
+        return True
+    return source.consecutive_failures > 0 or now - source.last_success_at > timedelta(
+        seconds=2 * source.interval_s
+    )
+
+
+@dataclass
+class RunTotals:
+    pages: int = 0
+    records: int = 0
+    accepted: int = 0
+    rejected: int = 0
+
+
+class CollectorRunner:
+    """Starts and executes runs for one process (``owner`` names it in the leases)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        server_key: ServerKey,
+        *,
+        owner: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.server_key = server_key
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_request_id()[-6:]}"
+        self.transport = transport
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # --- starting ---------------------------------------------------------------------------
+    async def start(self, source_id: str, *, trigger: str, mode: RunMode | None = None) -> tuple[str, bool]:
+        """Take the lease and record a running run: ``(run_id, True)``; or the run in progress, ``False``."""
+        now = datetime.now(UTC)
+        run_id = new_request_id()
+        async with write_session(self.sessionmaker) as session:
+            source = await session.get(Source, source_id)
+            if source is None:
+                raise LookupError(source_id)
+            free = or_(Source.lease_expires_at.is_(None), Source.lease_expires_at < now)
+            conditions = [Source.source_id == source_id, free]
+            if trigger == "schedule":
+                # still due when the lease is taken: another process may have just run it
+                conditions += [
+                    Source.enabled.is_(True),
+                    or_(Source.next_run_at.is_(None), Source.next_run_at <= now),
+                ]
+            taken = await session.execute(
+                update(Source)
+                .where(*conditions)
+                .values(
+                    lease_owner=self.owner,
+                    lease_run_id=run_id,
+                    lease_expires_at=now + timedelta(seconds=self.settings.collector_lease_s),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                await session.refresh(source)
+                return str(source.lease_run_id or ""), False
+            session.add(
+                SourceRun(
+                    run_id=run_id,
+                    source_id=source_id,
+                    started_at=now,
+                    status="running",
+                    mode=mode or self._mode(source, now),
+                    trigger=trigger,
+                    pages=0,
+                    records=0,
+                    accepted=0,
+                    rejected=0,
+                )
+            )
+        return run_id, True
+
+    @staticmethod
+    def _mode(source: Source, now: datetime) -> RunMode:
+        last_full = (source.cursor_state or {}).get("last_full_at")
+        every = int((source.options or {}).get("full_every_s", DEFAULT_FULL_EVERY_S))
+        if not last_full or now - datetime.fromisoformat(last_full) >= timedelta(seconds=every):
+            return "full"
+        return "incremental"
+
+    def spawn(self, source_id: str, run_id: str) -> asyncio.Task[None]:
+        """Execute a started run in the background (kept referenced until it ends)."""
+        task = asyncio.create_task(self.execute(source_id, run_id), name=f"source-run {source_id} {run_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def run_now(self, source_id: str, *, mode: RunMode | None = None) -> tuple[str, bool]:
+        run_id, started = await self.start(source_id, trigger="manual", mode=mode)
+        if started:
+            self.spawn(source_id, run_id)
+        return run_id, started
+
+    async def tick(self) -> list[str]:
+        """Start every enabled source that is due and not running anywhere; returns the run ids."""
+        now = datetime.now(UTC)
+        async with self.sessionmaker() as session:
+            due = (
+                (
+                    await session.execute(
+                        select(Source.source_id)
+                        .where(
+                            Source.enabled.is_(True),
+                            or_(Source.next_run_at.is_(None), Source.next_run_at <= now),
+                            or_(Source.lease_expires_at.is_(None), Source.lease_expires_at < now),
+                        )
+                        .order_by(Source.next_run_at)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        started = []
+        for source_id in due:
+            run_id, fresh = await self.start(source_id, trigger="schedule")
+            if fresh:
+                self.spawn(source_id, run_id)
+                started.append(run_id)
+        return started
+
+    async def wait_idle(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Cancel runs in progress (shutdown): each records itself failed and frees its lease."""
+        for task in list(self.tasks):
+            task.cancel()
+        await self.wait_idle()
+
+    # --- executing --------------------------------------------------------------------------
+    async def execute(self, source_id: str, run_id: str) -> None:
+        """Run a started run to its end and record how it went (never raises)."""
+        totals = RunTotals()
+        error: str | None = None
+        state: dict[str, Any] = {}
+        mode: RunMode = "incremental"
+        heartbeat = asyncio.create_task(self._heartbeat(source_id, run_id))
+        try:
+            async with self.sessionmaker() as session:
+                source = await session.get(Source, source_id)
+                run = await session.get(SourceRun, run_id)
+                if source is None or run is None:
+                    return
+                mode = "full" if run.mode == "full" else "incremental"
+                state = dict(source.cursor_state or {})
+                config = SourceConfig(
+                    source_id=source.source_id,
+                    platform_code=source.platform_code,
+                    type=source.type,
+                    base_url=source.base_url,
+                    interval_s=source.interval_s,
+                    kinds=tuple(source.kinds),
+                    options=dict(source.options or {}),
+                    credentials=resolve_credentials(
+                        open_credentials(self.server_key, source.credentials_ciphertext)
+                    ),
+                )
+            collector = collector_class(config.type)(config)
+            async with asyncio.timeout(self.settings.collector_run_timeout_s):
+                await self._collect(collector, config, run_id, mode, state, totals)
+        except SourceError as exc:
+            error = str(exc)
+        except TimeoutError:
+            error = f"运行超过 {self.settings.collector_run_timeout_s} 秒 (run timed out)"
+        except LookupError as exc:
+            error = f"未知的采集源类型 {exc} (unknown source type)"
+        except asyncio.CancelledError:
+            error = "hub 停止，运行中断 (the hub stopped during the run)"
+        except Exception as exc:  # a collector bug must still end the run and free the lease
+            log.exception("source %s run %s failed", source_id, run_id)
+            error = f"内部错误 (internal error): {type(exc).__name__}"
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        await asyncio.shield(self._finish(source_id, run_id, mode, state, totals, error))
+
+    async def _collect(
+        self,
+        collector: Collector,
+        config: SourceConfig,
+        run_id: str,
+        mode: RunMode,
+        state: dict[str, Any],
+        totals: RunTotals,
+    ) -> None:
+        service = IngestService(self.sessionmaker, self.settings)
+        held: dict[str, list[dict[str, Any]]] = {}
+        snapshot_seq: dict[str, int] = {}
+        asset_types = collector.snapshot_asset_types()
+
+        async def ingest(kind: str, records: list[dict[str, Any]], platform_code: str, snapshot: Any) -> None:
+            totals.pages += 1
+            totals.records += len(records)
+            envelope: dict[str, Any] = {
+                "batch_id": f"src:{config.source_id}:{run_id}:{totals.pages}",
+                "platform_code": platform_code,
+                "collected_at": datetime.now(UTC).isoformat(),
+                "records": records,
+            }
+            if snapshot is not None:
+                envelope["snapshot"] = snapshot
+            try:
+                outcome = await service.accept_batch(
+                    kind,
+                    orjson.dumps(envelope),
+                    reporter=f"source:{config.source_id}",
+                    authorize=lambda platform: None,
+                )
+            except AppError as exc:
+                raise SourceError(
+                    f"第 {totals.pages} 页 ({kind}) 未被接收 (page refused): {exc.message}"
+                ) from None
+            totals.accepted += int(outcome.receipt.get("accepted", 0))
+            totals.rejected += int(outcome.receipt.get("rejected", 0))
+
+        async def snapshot_page(platform_code: str, records: list[dict[str, Any]], last: bool) -> None:
+            snapshot_seq[platform_code] = snapshot_seq.get(platform_code, 0) + 1
+            snapshot: dict[str, Any] = {
+                "id": f"src:{config.source_id}:{run_id}",
+                "seq": snapshot_seq[platform_code],
+                "last": last,
+            }
+            if asset_types is not None:
+                snapshot["asset_types"] = asset_types
+            await ingest("assets", records, platform_code, snapshot)
+
+        async def emit(kind: str, records: list[dict[str, Any]], platform_code: str | None) -> None:
+            target = platform_code or config.platform_code
+            if target is None:
+                raise SourceError("记录未指明云平台 (a page names no platform)")
+            if target != config.platform_code and not collector.mirrors_platforms:
+                raise SourceError(
+                    f"采集源只能上报云平台 {config.platform_code} 的数据 (other platform {target})"
+                )
+            if kind not in config.kinds and not (kind == "rooms" and "environment" in config.kinds):
+                return  # rooms come with environment data: samples need their room
+            step = self.settings.max_records_per_batch
+            for start in range(0, len(records), step):
+                part = records[start : start + step]
+                if mode == "full" and kind == "assets":
+                    earlier = held.get(target)
+                    held[target] = part
+                    if earlier is not None:
+                        await snapshot_page(target, earlier, last=False)
+                else:
+                    await ingest(kind, part, target, None)
+
+        started = datetime.now(UTC)
+        async with SourceHTTP(
+            config.base_url,
+            allowed_hosts=self.settings.allowed_source_hosts(),
+            transport=self.transport,
+            timeout=httpx.Timeout(self.settings.collector_request_timeout_s, connect=10.0),
+        ) as http:
+            ctx = RunContext(
+                run_id=run_id,
+                mode=mode,
+                started_at=started,
+                http=http,
+                state=state,
+                _emit=emit,
+                _ensure_platform=self._ensure_platform if collector.mirrors_platforms else None,
+            )
+            await collector.run(ctx)
+        for platform_code, records in sorted(held.items()):
+            await snapshot_page(platform_code, records, last=True)
+        if ctx.skipped:
+            log.warning(
+                "source %s run %s skipped %d records: %s",
+                config.source_id,
+                run_id,
+                ctx.skipped,
+                ctx.skip_reasons[:3],
+            )
+        totals.rejected += ctx.skipped
+        if mode == "full":
+            state["last_full_at"] = started.isoformat()
+
+    async def _ensure_platform(self, remote: dict[str, Any]) -> bool:
+        """Register a platform another hub reports, with the fields it shows (first sight only)."""
+        fields = {
+            name: remote.get(name) for name in PlatformCreate.model_fields if remote.get(name) is not None
+        }
+        try:
+            spec = PlatformCreate.model_validate(fields)
+        except ValidationError as exc:
+            raise SourceDataError(
+                f"远端云平台信息不完整 (remote platform unusable): {exc.errors()[:1]}"
+            ) from None
+        async with write_session(self.sessionmaker) as session:
+            if await session.get(Platform, spec.platform_code) is not None:
+                return False
+            try:
+                await create_platform(session, spec)
+            except PlatformExists:
+                return False
+        log.info("platform %s registered from a hub source", spec.platform_code)
+        return True
+
+    async def _heartbeat(self, source_id: str, run_id: str) -> None:
+        every = max(1.0, self.settings.collector_lease_s / 3)
+        while True:
+            await asyncio.sleep(every)
+            async with write_session(self.sessionmaker) as session:
+                await session.execute(
+                    update(Source)
+                    .where(Source.source_id == source_id, Source.lease_run_id == run_id)
+                    .values(
+                        lease_expires_at=datetime.now(UTC)
+                        + timedelta(seconds=self.settings.collector_lease_s)
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+
+    async def _finish(
+        self,
+        source_id: str,
+        run_id: str,
+        mode: RunMode,
+        state: dict[str, Any],
+        totals: RunTotals,
+        error: str | None,
+    ) -> None:
+        now = datetime.now(UTC)
+        async with write_session(self.sessionmaker) as session:
+            run = await session.get(SourceRun, run_id)
+            source = await session.get(Source, source_id)
+            if run is not None:
+                run.status = "failed" if error else "success"
+                run.finished_at = now
+                run.error = error[:2000] if error else None
+                run.pages, run.records = totals.pages, totals.records
+                run.accepted, run.rejected = totals.accepted, totals.rejected
+            if source is None or source.lease_run_id != run_id:
+                return  # deleted, or the lease lapsed and another run took over
+            if error:
+                source.consecutive_failures += 1
+                source.next_run_at = now + backoff_after(source.consecutive_failures, source.interval_s)
+            else:
+                source.consecutive_failures = 0
+                source.last_success_at = now
+                source.cursor_state = state
+                source.next_run_at = now + timedelta(seconds=source.interval_s)
+            source.lease_owner = source.lease_run_id = None
+            source.lease_expires_at = None
+        if error:
+            log.warning("source %s run %s failed: %s", source_id, run_id, error)

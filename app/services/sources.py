@@ -1,0 +1,182 @@
+"""Collector sources as the admin API manages them (§8, §10): create, read, change, delete, runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.collectors.base import Collector
+from app.collectors.registry import collector_class
+from app.collectors.runner import is_stale, open_credentials, seal_credentials
+from app.config import Settings
+from app.errors import AppError, BadParameter, NotFound
+from app.models import Platform, Source, SourceRun
+from app.schemas.sources import SourceCreate, SourceUpdate
+from app.security.keys import ServerKey
+
+
+class SourceExists(AppError):
+    """As for platforms: a duplicate id is a conflict."""
+
+    code, status_code, default_message = "1001", 409, "采集源编号已存在 (source_id already exists)"
+
+
+def _check_type(type_name: str, kinds: list[str]) -> type[Collector]:
+    try:
+        collector = collector_class(type_name)
+    except (LookupError, ImportError):
+        raise BadParameter(f"未知的采集源类型 {type_name!r} (unknown source type)") from None
+    produces = collector.produces
+    extra = sorted(set(kinds) - set(produces))
+    if extra:
+        raise BadParameter(
+            f"{type_name} 类型不能采集 {', '.join(extra)}，可选 {', '.join(produces)} "
+            f"(this type cannot produce {', '.join(extra)})"
+        )
+    return collector
+
+
+def _check_host(settings: Settings, base_url: str) -> None:
+    allowed = settings.allowed_source_hosts()
+    host = (urlsplit(base_url).hostname or "").lower()
+    if allowed is not None and host not in allowed:
+        raise BadParameter(
+            f"主机 {host} 不在 SUPHUB_SOURCE_ALLOWED_HOSTS 中 (host not in SUPHUB_SOURCE_ALLOWED_HOSTS)"
+        )
+
+
+def _plain(credentials: Any) -> dict[str, Any] | None:
+    if credentials is None:
+        return None
+    return {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in credentials.items()}
+
+
+def source_out(source: Source, server_key: ServerKey, *, now: datetime | None = None) -> dict[str, Any]:
+    """A source as answered: every credential value masked (``"***"``), its health computed."""
+    names = (
+        open_credentials(server_key, source.credentials_ciphertext) if source.credentials_ciphertext else {}
+    )
+    now = now or datetime.now(UTC)
+    running = source.lease_run_id if source.lease_expires_at and source.lease_expires_at > now else None
+    return {
+        "source_id": source.source_id,
+        "platform_code": source.platform_code,
+        "type": source.type,
+        "base_url": source.base_url,
+        "credentials": dict.fromkeys(sorted(names), "***"),
+        "interval_s": source.interval_s,
+        "kinds": list(source.kinds),
+        "options": source.options or {},
+        "enabled": source.enabled,
+        "created_at": source.created_at,
+        "updated_at": source.updated_at,
+        "next_run_at": source.next_run_at,
+        "last_success_at": source.last_success_at,
+        "consecutive_failures": source.consecutive_failures,
+        "stale": is_stale(source, now),
+        "running_run_id": running,
+    }
+
+
+async def create_source(
+    session: AsyncSession, settings: Settings, server_key: ServerKey, spec: SourceCreate
+) -> Source:
+    collector = _check_type(spec.type, list(spec.kinds))
+    _check_host(settings, spec.base_url)
+    if spec.platform_code is None:
+        if not collector.mirrors_platforms:
+            raise BadParameter(f"{spec.type} 类型的采集源须给出 platform_code (platform_code is required)")
+    elif await session.get(Platform, spec.platform_code) is None:
+        raise NotFound(f"云平台 {spec.platform_code} 不存在 (no such platform)")
+    if await session.get(Source, spec.source_id) is not None:
+        raise SourceExists()
+    now = datetime.now(UTC)
+    source = Source(
+        source_id=spec.source_id,
+        platform_code=spec.platform_code,
+        type=spec.type,
+        base_url=spec.base_url,
+        credentials_ciphertext=seal_credentials(server_key, _plain(spec.credentials)),
+        interval_s=spec.interval_s,
+        kinds=list(spec.kinds),
+        options=spec.options,
+        enabled=spec.enabled,
+        created_at=now,
+        updated_at=now,
+        next_run_at=now,
+        consecutive_failures=0,
+        cursor_state={},
+    )
+    session.add(source)
+    try:
+        await session.flush()
+    except IntegrityError:  # a concurrent create of the same id
+        await session.rollback()
+        raise SourceExists() from None
+    return source
+
+
+async def get_source(session: AsyncSession, source_id: str) -> Source:
+    source = await session.get(Source, source_id)
+    if source is None:
+        raise NotFound(f"采集源 {source_id} 不存在 (no such source)")
+    return source
+
+
+async def list_sources(session: AsyncSession, platform_code: str | None = None) -> list[Source]:
+    stmt = select(Source).order_by(Source.source_id)
+    if platform_code is not None:
+        stmt = stmt.where(Source.platform_code == platform_code)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def update_source(
+    session: AsyncSession, settings: Settings, server_key: ServerKey, source: Source, change: SourceUpdate
+) -> Source:
+    given = change.model_dump(exclude_unset=True)
+    kinds = given.get("kinds") or source.kinds
+    _check_type(source.type, list(kinds))
+    if "base_url" in given and given["base_url"] is not None:
+        _check_host(settings, given["base_url"])
+        source.base_url = given["base_url"]
+    if "credentials" in given:
+        source.credentials_ciphertext = seal_credentials(server_key, _plain(change.credentials))
+    for name in ("interval_s", "options", "enabled"):
+        if given.get(name) is not None:
+            setattr(source, name, given[name])
+    source.kinds = list(kinds)
+    source.updated_at = datetime.now(UTC)
+    if given.get("enabled") or "interval_s" in given:
+        source.next_run_at = source.updated_at
+    await session.flush()
+    return source
+
+
+async def delete_source(session: AsyncSession, source: Source) -> None:
+    """The source and its run history go; the data it brought in stays."""
+    await session.execute(delete(SourceRun).where(SourceRun.source_id == source.source_id))
+    await session.delete(source)
+    await session.flush()
+
+
+async def list_runs(session: AsyncSession, source_id: str, limit: int) -> list[SourceRun]:
+    """Newest first."""
+    stmt = (
+        select(SourceRun)
+        .where(SourceRun.source_id == source_id)
+        .order_by(SourceRun.started_at.desc(), SourceRun.run_id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_run(session: AsyncSession, source_id: str, run_id: str) -> SourceRun:
+    run = await session.get(SourceRun, run_id)
+    if run is None or run.source_id != source_id:
+        raise NotFound(f"运行 {run_id} 不存在 (no such run)")
+    return run
