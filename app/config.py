@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     collector_lease_s: int = 120
     collector_request_timeout_s: float = 30.0
     collector_run_timeout_s: int = 3600
+    #: first retry delay of a collector request (doubling, with jitter, up to 30 s)
+    collector_backoff_s: float = 0.5
 
     # fields whose changes are stored without history (§4.2)
     history_volatile_fields: list[str] = Field(default_factory=lambda: ["used_gib", "source_updated_at"])

@@ -107,6 +107,19 @@ class Collector(ABC):
     def __init__(self, config: SourceConfig) -> None:
         self.config = config
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any], interval_s: int) -> None:
+        """Raise :class:`SourceError` for ``options`` this type cannot use (called when a source
+        is saved, so a mistake is a 422 then rather than a failed run later)."""
+        return None
+
+    @classmethod
+    def _probe_config(cls, options: dict[str, Any], interval_s: int) -> SourceConfig:
+        """A configuration carrying only ``options``, for option checks that need one."""
+        return SourceConfig(
+            "-", None, cls.type, "http://check.invalid", interval_s, cls.produces, options, {}
+        )
+
     def snapshot_asset_types(self) -> list[str] | None:
         """The asset types a full run reports completely (others are never retired by it)."""
         return None

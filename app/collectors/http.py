@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -23,6 +24,8 @@ import orjson
 from app.collectors.errors import SourceDataError, SourceError, SourceHTTPError, SourceUnavailable
 
 RETRY_STATUS = frozenset({429, 503})
+#: the host the collector asked for, to tell a redirect elsewhere from the request itself
+_INTENDED_HOST: ContextVar[str | None] = ContextVar("suphub_intended_host", default=None)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
@@ -72,7 +75,11 @@ class SourceHTTP:
         self.requests = 0
         self.waited_s = 0.0
         self._client = httpx.AsyncClient(
-            timeout=timeout, transport=transport, follow_redirects=True, verify=verify
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=True,
+            verify=verify,
+            event_hooks={"request": [self._on_request]},
         )
 
     async def __aenter__(self) -> SourceHTTP:
@@ -88,6 +95,14 @@ class SourceHTTP:
         if path_or_url.startswith(("http://", "https://")):
             return path_or_url
         return f"{self.base_url}/{path_or_url.lstrip('/')}"
+
+    async def _on_request(self, request: httpx.Request) -> None:
+        """Every request, redirects included: an allowed host; a redirect to another host loses the
+        session token (httpx itself only drops ``Authorization``)."""
+        self._check_host(str(request.url))
+        intended = _INTENDED_HOST.get()
+        if intended is not None and request.url.host.lower() != intended:
+            request.headers.pop("X-Auth-Token", None)
 
     def _check_host(self, url: str) -> None:
         if self.allowed_hosts is None:
@@ -107,6 +122,7 @@ class SourceHTTP:
         """Send with retries; a 2xx answer, or one whose status is in ``expect``, is returned."""
         url = self.url(path_or_url)
         self._check_host(url)
+        _INTENDED_HOST.set((urlsplit(url).hostname or "").lower())
         where = _where(method, url)
         last = ""
         for attempt in range(self.attempts):
@@ -123,7 +139,6 @@ class SourceHTTP:
                     raise SourceHTTPError(f"{where} → HTTP {response.status_code}", response.status_code)
                 last = f"{where} → HTTP {response.status_code}"
                 retry_after = retry_after_s(response.headers.get("Retry-After"))
-            # redirects to another host are checked too
             if attempt + 1 < self.attempts:
                 delay = self._delay(attempt, retry_after)
                 self.waited_s += delay

@@ -352,7 +352,13 @@ class CollectorRunner:
             config.base_url,
             allowed_hosts=self.settings.allowed_source_hosts(),
             transport=self.transport,
-            timeout=httpx.Timeout(self.settings.collector_request_timeout_s, connect=10.0),
+            timeout=httpx.Timeout(
+                self.settings.collector_request_timeout_s,
+                connect=min(10.0, self.settings.collector_request_timeout_s),
+            ),
+            backoff_s=self.settings.collector_backoff_s,
+            # BMCs and private clouds often present self-signed certificates: a source may say so
+            verify=bool(config.options.get("tls_verify", True)),
         ) as http:
             ctx = RunContext(
                 run_id=run_id,
@@ -374,6 +380,8 @@ class CollectorRunner:
                 ctx.skipped,
                 ctx.skip_reasons[:3],
             )
+        # records the collector could not map count as received and rejected
+        totals.records += ctx.skipped
         totals.rejected += ctx.skipped
         if mode == "full":
             state["last_full_at"] = started.isoformat()

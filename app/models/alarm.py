@@ -12,7 +12,11 @@ from app.models.base import Base, utcnow
 
 class Alarm(Base):
     __tablename__ = "alarm"
-    __table_args__ = (Index("ix_alarm_change", "change_seq", "platform_code", "alarm_id"),)
+    __table_args__ = (
+        Index("ix_alarm_change", "change_seq", "platform_code", "alarm_id"),
+        # the list's order (first_at desc, platform, id), read backwards
+        Index("ix_alarm_first_at", "first_at", "platform_code", "alarm_id"),
+    )
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     alarm_id: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -28,6 +28,11 @@ class Asset(Base):
         UniqueConstraint("asset_uid", "platform_code"),
         Index("ix_asset_platform_updated", "platform_code", "updated_at"),
         Index("ix_asset_change", "change_seq", "platform_code", "asset_id"),
+        # free-text filters of §5 that can name a handful of rows among millions; the list order
+        # follows in the index. ``q`` (name or IP contains) has trigram indexes on PostgreSQL,
+        # made by migration 0009 only (see ``PG_ONLY_INDEXES``).
+        Index("ix_asset_business_system", "business_system", "platform_code", "asset_id"),
+        Index("ix_asset_using_unit", "using_unit", "platform_code", "asset_id"),
     )
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -134,3 +139,7 @@ class AssetSnapshotMember(Base):
     reporter: Mapped[str] = mapped_column(String(200), primary_key=True)
     snapshot_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     asset_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+#: indexes migrations create on PostgreSQL only (pg_trgm), which the models therefore do not declare
+PG_ONLY_INDEXES = frozenset({"ix_asset_name_trgm", "ix_asset_ips_trgm"})

@@ -15,6 +15,8 @@ class LogRecord(Base):
     __table_args__ = (
         UniqueConstraint("platform_code", "log_key"),
         Index("ix_log_record_platform_event_time", "platform_code", "event_time"),
+        # the list's order (event_time desc, platform, seq), read backwards
+        Index("ix_log_record_event_time", "event_time", "platform_code", "seq"),
     )
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -41,6 +41,10 @@ class MetricSeries(Base):
     labels: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     labels_key: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the newest sample (kept by ingest): the latest-value list reads these instead of probing
+    #: every time partition of the samples for each series
+    last_ts: Mapped[datetime | None] = mapped_column()
+    last_value: Mapped[float | None] = mapped_column(Float)
 
 
 class MetricSample(Base):

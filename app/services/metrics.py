@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app.errors import BadParameter, NotFound
 from app.models import Asset, MetricDefinition, MetricSample, MetricSeries
@@ -202,37 +201,23 @@ async def latest_values(
     scope = await scope_condition(
         session, principal, MetricSeries.platform_code, platform_code=platform_code, region_code=region_code
     )
-    newer = aliased(MetricSample)
-    # max(ts) per series reads one entry of the (platform_code, series_id, ts) primary key
-    latest_ts = (
-        select(func.max(newer.ts))
-        .where(newer.platform_code == MetricSeries.platform_code, newer.series_id == MetricSeries.series_id)
-        .scalar_subquery()
-    )
-    value = MetricSample.value.desc() if order == "desc" else MetricSample.value.asc()
+    # each series keeps its newest sample (see the ingest of metrics): no probe of the samples
+    value = MetricSeries.last_value.desc() if order == "desc" else MetricSeries.last_value.asc()
     stmt = (
         select(
             MetricSeries.platform_code,
             MetricSeries.asset_id,
             MetricSeries.labels,
-            MetricSample.ts,
-            MetricSample.value,
+            MetricSeries.last_ts.label("ts"),
+            MetricSeries.last_value.label("value"),
             Asset.asset_id.label("known_asset_id"),
         )
         .select_from(MetricSeries)
-        .join(
-            MetricSample,
-            and_(
-                MetricSample.platform_code == MetricSeries.platform_code,
-                MetricSample.series_id == MetricSeries.series_id,
-                MetricSample.ts == latest_ts,
-            ),
-        )
         .outerjoin(
             Asset,
             and_(Asset.platform_code == MetricSeries.platform_code, Asset.asset_id == MetricSeries.asset_id),
         )
-        .where(scope, MetricSeries.metric == metric)
+        .where(scope, MetricSeries.metric == metric, MetricSeries.last_ts.is_not(None))
         .order_by(value, MetricSeries.platform_code, MetricSeries.asset_id, MetricSeries.series_id)
         .limit(limit)
     )

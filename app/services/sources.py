@@ -10,11 +10,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.collectors.base import Collector
+from app.collectors.base import Collector, SourceError
 from app.collectors.registry import collector_class
 from app.collectors.runner import is_stale, open_credentials, seal_credentials
 from app.config import Settings
-from app.errors import AppError, BadParameter, NotFound
+from app.errors import AppError, BadParameter, ErrorItem, NotFound, ValidationFailed
 from app.models import Platform, Source, SourceRun
 from app.schemas.sources import SourceCreate, SourceUpdate
 from app.security.keys import ServerKey
@@ -39,6 +39,13 @@ def _check_type(type_name: str, kinds: list[str]) -> type[Collector]:
             f"(this type cannot produce {', '.join(extra)})"
         )
     return collector
+
+
+def _check_options(collector: type[Collector], options: dict[str, Any], interval_s: int) -> None:
+    try:
+        collector.check_options(options, interval_s)
+    except SourceError as exc:
+        raise ValidationFailed(str(exc), errors=[ErrorItem.of("options", str(exc))]) from None
 
 
 def _check_host(settings: Settings, base_url: str) -> None:
@@ -87,6 +94,7 @@ async def create_source(
     session: AsyncSession, settings: Settings, server_key: ServerKey, spec: SourceCreate
 ) -> Source:
     collector = _check_type(spec.type, list(spec.kinds))
+    _check_options(collector, spec.options, spec.interval_s)
     _check_host(settings, spec.base_url)
     if spec.platform_code is None:
         if not collector.mirrors_platforms:
@@ -140,7 +148,10 @@ async def update_source(
 ) -> Source:
     given = change.model_dump(exclude_unset=True)
     kinds = given.get("kinds") or source.kinds
-    _check_type(source.type, list(kinds))
+    collector = _check_type(source.type, list(kinds))
+    _check_options(
+        collector, given.get("options") or source.options or {}, given.get("interval_s") or source.interval_s
+    )
     if "base_url" in given and given["base_url"] is not None:
         _check_host(settings, given["base_url"])
         source.base_url = given["base_url"]

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import Table, and_, bindparam, delete, select, update
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -640,7 +640,26 @@ class MetricsHandler(KindHandler):
             key=("platform_code", "series_id", "ts"),
             update=["value", "received_at", "change_seq"],
         )
+        await self._keep_latest(session, ctx, samples)
         await self._warn_unknown_assets(session, ctx, items)
+
+    @staticmethod
+    async def _keep_latest(session: AsyncSession, ctx: BatchContext, samples: list[dict[str, Any]]) -> None:
+        """Each series' newest sample, unless it already holds a newer one (a late or old sample)."""
+        newest: dict[int, dict[str, Any]] = {}
+        for row in samples:  # sorted by (series, ts): the last row of a series is its newest
+            newest[row["series_id"]] = row
+        table: Table = MetricSeries.__table__  # type: ignore[assignment]
+        await session.execute(
+            update(table)
+            .where(
+                table.c.platform_code == ctx.platform_code,
+                table.c.series_id == bindparam("b_series"),
+                or_(table.c.last_ts.is_(None), table.c.last_ts <= bindparam("b_ts")),
+            )
+            .values(last_ts=bindparam("b_ts"), last_value=bindparam("b_value")),
+            [{"b_series": k, "b_ts": r["ts"], "b_value": r["value"]} for k, r in sorted(newest.items())],
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Source type prometheus: a real Prometheus + node_exporter, recorded answers, faults."""
