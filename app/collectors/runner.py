@@ -256,15 +256,17 @@ class CollectorRunner:
                         open_credentials(self.server_key, source.credentials_ciphertext)
                     ),
                 )
-            collector = collector_class(config.type)(config)
+            try:
+                collector_type = collector_class(config.type)
+            except (LookupError, ImportError):
+                raise SourceError(f"未知的采集源类型 {config.type!r} (unknown source type)") from None
+            collector = collector_type(config)
             async with asyncio.timeout(self.settings.collector_run_timeout_s):
                 await self._collect(collector, config, run_id, mode, state, totals)
         except SourceError as exc:
             error = str(exc)
         except TimeoutError:
             error = f"运行超过 {self.settings.collector_run_timeout_s} 秒 (run timed out)"
-        except LookupError as exc:
-            error = f"未知的采集源类型 {exc} (unknown source type)"
         except asyncio.CancelledError:
             error = "hub 停止，运行中断 (the hub stopped during the run)"
         except Exception as exc:  # a collector bug must still end the run and free the lease

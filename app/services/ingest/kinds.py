@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.db import dialect_name
 from app.models import (
     Alarm,
     Asset,
@@ -431,6 +432,12 @@ class AssetsHandler(KindHandler):
         ]
         if types:
             conditions.append(Asset.asset_type.in_(types))
+        postgresql = dialect_name(session) == "postgresql"
+        if postgresql:
+            # statistics lag behind a first large snapshot (estimates of one row each side): a
+            # nested-loop anti-join then compares every asset with every member, O(n²) — over 9
+            # minutes at 100 000 assets. A hash anti-join is linear whatever the estimates say.
+            await session.execute(text("SET LOCAL enable_nestloop = off"))
         result = await session.execute(
             select(Asset.asset_id, Asset.revision, Asset.lifecycle)
             .where(and_(*conditions))
@@ -438,6 +445,8 @@ class AssetsHandler(KindHandler):
             .with_for_update()
         )
         victims = result.all()
+        if postgresql:
+            await session.execute(text("SET LOCAL enable_nestloop = on"))
         changes = [
             self._change(ctx, a_id, rev + 1, "lifecycle", lifecycle, "retired")
             for a_id, rev, lifecycle in victims
