@@ -16,6 +16,7 @@ class Alarm(Base):
         Index("ix_alarm_change", "change_seq", "platform_code", "alarm_id"),
         # the list's order (first_at desc, platform, id), read backwards
         Index("ix_alarm_first_at", "first_at", "platform_code", "alarm_id"),
+        Index("ix_alarm_updated", "updated_at"),
     )
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)

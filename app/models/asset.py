@@ -33,6 +33,8 @@ class Asset(Base):
         # made by migration 0009 only (see ``PG_ONLY_INDEXES``).
         Index("ix_asset_business_system", "business_system", "platform_code", "asset_id"),
         Index("ix_asset_using_unit", "using_unit", "platform_code", "asset_id"),
+        # ``updated_since`` given as a time (a first sync): the changed rows, not every row
+        Index("ix_asset_updated", "updated_at"),
     )
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -17,6 +17,9 @@ class LogRecord(Base):
         Index("ix_log_record_platform_event_time", "platform_code", "event_time"),
         # the list's order (event_time desc, platform, seq), read backwards
         Index("ix_log_record_event_time", "event_time", "platform_code", "seq"),
+        # ``updated_since`` as a time (received since), and the ``actor`` filter in list order
+        Index("ix_log_record_received", "received_at"),
+        Index("ix_log_record_actor", "actor", "event_time", "platform_code", "seq"),
     )
 
     platform_code: Mapped[str] = mapped_column(String(64), primary_key=True)

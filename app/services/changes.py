@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -103,7 +103,9 @@ def _after(spec: SyncSpec, position: tuple[Any, ...]) -> ColumnElement[bool]:
     if all(k is None for k in keys):  # the end of sequence ``seq``: everything up to it was seen
         after: ColumnElement[bool] = spec.seq > seq
         return after
-    return or_(spec.seq > seq, and_(spec.seq == seq, tuple_(*spec.keys) > tuple_(*keys)))
+    # one row comparison: it reads the (seq, keys…) index from the position on; the equivalent
+    # OR of two conditions made PostgreSQL walk the whole index from its start
+    return tuple_(spec.seq, *spec.keys) > tuple_(seq, *keys)
 
 
 async def sync_page(
