@@ -26,7 +26,6 @@ from app.services.buckets import (
     collect_points,
     resolve_step,
     resolved_window,
-    windowed_page,
 )
 from app.services.metrics import DEFAULT_SPAN
 from app.services.query import (
@@ -38,7 +37,7 @@ from app.services.query import (
     scope_condition,
 )
 from app.services.rollups import ENVIRONMENT, rollup_source
-from app.services.sample_sync import sync_samples
+from app.services.sample_sync import SampleList, sample_page
 
 PointKey = tuple[str, str]
 POINT_FIELDS = ("point_type", "rack_code", "position", "height_m", "interval_s")
@@ -191,6 +190,19 @@ def sample_out(row: Any, tz_name: str) -> dict[str, Any]:
     return _point_out(row, tz_name) | {"received_at": row.received_at}
 
 
+SAMPLE_LIST = SampleList(
+    SAMPLE_KEYSET,
+    EnvironmentSample.__table__,  # type: ignore[arg-type]
+    (
+        EnvironmentSample.__table__.c.room_code,
+        EnvironmentSample.__table__.c.point_code,
+    ),
+    samples_statement,
+    sample_out,
+    DEFAULT_SPAN,
+)
+
+
 async def list_samples(
     session: AsyncSession,
     key: ServerKey,
@@ -209,28 +221,12 @@ async def list_samples(
     by the cursor. With ``updated_since``: change order and a ``sync_token``
     (:mod:`app.services.sample_sync`).
     """
-    if filters.updated_since is not None:
-        return await sync_samples(
-            session,
-            key,
-            principal,
-            filters,
-            table=EnvironmentSample.__table__,  # type: ignore[arg-type]
-            keys=[EnvironmentSample.__table__.c.room_code, EnvironmentSample.__table__.c.point_code],
-            statement=samples_statement,
-            out=sample_out,
-            limit=limit,
-            tz_name=tz_name,
-        )
-    return await windowed_page(
+    return await sample_page(
+        SAMPLE_LIST,
         session,
         key,
         principal,
         filters,
-        keyset=SAMPLE_KEYSET,
-        statement=samples_statement,
-        out=sample_out,
-        default_span=DEFAULT_SPAN,
         limit=limit,
         cursor=cursor,
         with_total=with_total,

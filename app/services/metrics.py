@@ -24,12 +24,11 @@ from app.services.buckets import (
     collect_points,
     resolve_step,
     resolved_window,
-    windowed_page,
 )
 from app.services.ingest.kinds import asset_uid, labels_key
 from app.services.query import Keyset, decode_times, echo_time, scope_condition
 from app.services.rollups import METRICS, rollup_source
-from app.services.sample_sync import sync_samples
+from app.services.sample_sync import SampleList, sample_page
 
 #: the window of a series or a sample list when ``from`` / ``to`` are not given
 DEFAULT_SPAN = timedelta(hours=24)
@@ -322,6 +321,16 @@ def sample_out(row: Any, tz_name: str) -> dict[str, Any]:
     }
 
 
+SAMPLE_LIST = SampleList(
+    SAMPLE_KEYSET,
+    MetricSample.__table__,  # type: ignore[arg-type]
+    (MetricSample.__table__.c.series_id,),
+    samples_statement,
+    sample_out,
+    DEFAULT_SPAN,
+)
+
+
 async def list_samples(
     session: AsyncSession,
     key: ServerKey,
@@ -340,28 +349,12 @@ async def list_samples(
     by the cursor. With ``updated_since``: change order and a ``sync_token``
     (:mod:`app.services.sample_sync`).
     """
-    if filters.updated_since is not None:
-        return await sync_samples(
-            session,
-            key,
-            principal,
-            filters,
-            table=MetricSample.__table__,  # type: ignore[arg-type]
-            keys=[MetricSample.__table__.c.series_id],
-            statement=samples_statement,
-            out=sample_out,
-            limit=limit,
-            tz_name=tz_name,
-        )
-    return await windowed_page(
+    return await sample_page(
+        SAMPLE_LIST,
         session,
         key,
         principal,
         filters,
-        keyset=SAMPLE_KEYSET,
-        statement=samples_statement,
-        out=sample_out,
-        default_span=DEFAULT_SPAN,
         limit=limit,
         cursor=cursor,
         with_total=with_total,

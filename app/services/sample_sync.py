@@ -12,8 +12,8 @@ once, never skipped. Different platforms never wait on each other's counters.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, and_, or_, select, tuple_
@@ -23,9 +23,10 @@ from app.errors import BadParameter
 from app.models import ChangeCounter, Platform
 from app.security.keys import ServerKey
 from app.security.principal import Principal
+from app.services.buckets import windowed_page
 from app.services.changes import sample_counter
 from app.services.cursor import decode_cursor, encode_cursor
-from app.services.query import echo_time, parse_time, scope_condition
+from app.services.query import Keyset, echo_time, parse_time, scope_condition
 
 _BAD_TOKEN = (
     "updated_since 应为 RFC 3339 时间或同一筛选条件下返回的 sync_token "
@@ -33,6 +34,10 @@ _BAD_TOKEN = (
 )
 
 Position = list[Any]
+#: a list's scoped query over an optional ``[from, to)``
+SampleStatement = Callable[
+    [AsyncSession, Principal, Any, datetime | None, datetime | None], Awaitable[Select[Any]]
+]
 
 
 def _is_time(value: str) -> bool:
@@ -101,9 +106,7 @@ async def sync_samples(
     *,
     table: Table,
     keys: Sequence[Any],
-    statement: Callable[
-        [AsyncSession, Principal, Any, datetime | None, datetime | None], Awaitable[Select[Any]]
-    ],
+    statement: SampleStatement,
     out: Callable[[Any, str], dict[str, Any]],
     limit: int,
     tz_name: str,
@@ -150,3 +153,63 @@ async def sync_samples(
         "from": echo_time(given_from, tz_name),
         "to": echo_time(given_to, tz_name),
     }
+
+
+@dataclass(frozen=True)
+class SampleList:
+    """What a raw-samples list (metric or environment) is made of, for :func:`sample_page`."""
+
+    keyset: Keyset
+    table: Table
+    #: the sample's key columns after the platform, before ``ts``
+    keys: tuple[Any, ...]
+    statement: Callable[
+        [AsyncSession, Principal, Any, datetime | None, datetime | None], Awaitable[Select[Any]]
+    ]
+    out: Callable[[Any, str], dict[str, Any]]
+    default_span: timedelta
+
+
+async def sample_page(
+    spec: SampleList,
+    session: AsyncSession,
+    key: ServerKey,
+    principal: Principal,
+    filters: Any,
+    *,
+    limit: int,
+    cursor: str | None,
+    with_total: bool,
+    tz_name: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A page of raw samples: in key order within a window (default the last ``default_span``,
+    kept by the cursor), or with ``updated_since`` in change order with a ``sync_token``."""
+    if filters.updated_since is not None:
+        return await sync_samples(
+            session,
+            key,
+            principal,
+            filters,
+            table=spec.table,
+            keys=spec.keys,
+            statement=spec.statement,
+            out=spec.out,
+            limit=limit,
+            tz_name=tz_name,
+        )
+    return await windowed_page(
+        session,
+        key,
+        principal,
+        filters,
+        keyset=spec.keyset,
+        statement=spec.statement,
+        out=spec.out,
+        default_span=spec.default_span,
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
+        tz_name=tz_name,
+        now=now,
+    )
