@@ -11,6 +11,7 @@ from app.collectors.runner import CollectorRunner
 from app.errors import JSONAnswer, envelope, request_id_of
 from app.schemas.common import Envelope, ErrorEnvelope
 from app.schemas.sources import RunStarted, SourceCreate, SourceOut, SourceRunOut, SourceUpdate
+from app.security.keys import ServerKey
 from app.services import sources as source_service
 
 router = APIRouter(prefix="/api/v1/admin/sources", tags=["sources"])
@@ -18,6 +19,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 409, 422)
 }
 SourceId = Annotated[str, Path(description="采集源编号", max_length=64)]
+
+
+def _out(source: Any, key: ServerKey) -> dict[str, Any]:
+    return SourceOut.model_validate(source_service.source_out(source, key)).model_dump(mode="json")
 
 
 def runner_of(request: Request) -> CollectorRunner:
@@ -54,7 +59,7 @@ async def create_source(
     key = server_key_of(request)
     source = await source_service.create_source(session, settings, key, spec)
     await session.commit()
-    data = SourceOut.model_validate(source_service.source_out(source, key)).model_dump(mode="json")
+    data = _out(source, key)
     return JSONAnswer(envelope(request_id_of(request), data=data), status_code=201)
 
 
@@ -73,10 +78,7 @@ async def list_sources(
     sources = await source_service.list_sources(session, platform_code)
     return ok(
         request,
-        [
-            SourceOut.model_validate(source_service.source_out(s, key)).model_dump(mode="json")
-            for s in sources
-        ],
+        [_out(s, key) for s in sources],
     )
 
 
@@ -119,9 +121,7 @@ async def update_source(
     source = await source_service.get_source(session, source_id)
     source = await source_service.update_source(session, settings, key, source, change)
     await session.commit()
-    return ok(
-        request, SourceOut.model_validate(source_service.source_out(source, key)).model_dump(mode="json")
-    )
+    return ok(request, _out(source, key))
 
 
 @router.delete(
@@ -137,7 +137,7 @@ async def delete_source(
     principal.require_role("admin")
     key = server_key_of(request)
     source = await source_service.get_source(session, source_id)
-    out = SourceOut.model_validate(source_service.source_out(source, key)).model_dump(mode="json")
+    out = _out(source, key)
     await source_service.delete_source(session, source)
     await session.commit()
     return ok(request, out)

@@ -24,6 +24,7 @@ import pytest
 
 from app.config import Settings
 from app.security.keys import load_server_key
+from tests.collectors.peers import stop
 from tests.helpers import Hub
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -91,15 +92,6 @@ def _scheduler(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 async def test_two_scheduler_processes_run_each_due_source_once(
     hub: Hub, settings: Settings, slow_peer: Peer, tmp_path: Path
 ) -> None:
@@ -130,7 +122,7 @@ async def test_two_scheduler_processes_run_each_due_source_once(
         runs = {n: (await hub.get(f"{SOURCES}/{n}/runs")).json()["data"] for n in names}
     finally:
         for process in processes:
-            _stop(process)
+            stop(process)
     logs = "\n".join((tmp_path / f"scheduler-{n}.log").read_text(errors="replace")[-2000:] for n in (1, 2))
     assert {n: [r["status"] for r in r_] for n, r_ in runs.items()} == {n: ["success"] for n in names}, logs
     assert dict(slow_peer.requests) == dict.fromkeys(names, 1) and slow_peer.most_in_flight == 1

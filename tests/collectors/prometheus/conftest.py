@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.collectors.peers import free_port, stop
 from tests.helpers import Hub
 
 PACKAGES = ("prometheus", "prometheus-node-exporter")
@@ -34,12 +34,6 @@ HOST = "host-01"
 class PrometheusPeer:
     url: str
     instance: str  # the node_exporter target as Prometheus labels it ("127.0.0.1:PORT")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ensure_installed() -> None:
@@ -71,15 +65,6 @@ def _wait_until(what: str, check: Callable[[], bool], deadline_s: float) -> None
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{what} not ready after {deadline_s} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +120,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusP
         yield PrometheusPeer(url=url, instance=instance)
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop(process)
 
 
 # --- the hub side ---------------------------------------------------------------------------------

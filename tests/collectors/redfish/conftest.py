@@ -9,7 +9,6 @@ SessionService, and answers a chassis or system asked by name with 307 to its UU
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.collectors.peers import free_port, stop
 from tests.collectors.redfish.fake import MOCKUP
 
 EMULATOR_USER, EMULATOR_PASSWORD = "admin", "s3cret-bmc"
@@ -53,13 +53,6 @@ def _tool(name: str) -> Path:
     return script
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _serve(command: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
     """Start ``command`` (its last ``-p`` is the port), wait until it answers, stop it by PID."""
     port = command[command.index("-p") + 1]
@@ -81,19 +74,14 @@ def _serve(command: list[str], log: Path, env: dict[str, str] | None = None) -> 
             time.sleep(0.1)
         yield Server(base_url, process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 @pytest.fixture(scope="module")
 def sushy_static(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``sushy-static`` serving the public rack-mount mockup."""
     script = _tool("sushy-static")
-    port = str(_free_port())
+    port = str(free_port())
     log = tmp_path_factory.mktemp("sushy-static") / "server.log"
     yield from _serve([str(script), "-i", "127.0.0.1", "-p", port, "-m", str(MOCKUP)], log)
 
@@ -115,7 +103,7 @@ def sushy_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         f"SUSHY_EMULATOR_FAKE_SYSTEMS = {FAKE_SYSTEMS!r}\n"
         f"SUSHY_EMULATOR_CHASSIS = [{CHASSIS!r}]\n"
     )
-    port = str(_free_port())
+    port = str(free_port())
     env = {**os.environ, "TMPDIR": str(directory)}
     yield from _serve(
         [str(script), "--config", str(config), "-i", "127.0.0.1", "-p", port], directory / "server.log", env
