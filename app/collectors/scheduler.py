@@ -38,6 +38,8 @@ def build_scheduler(
     (their runs go on in the background; the lease keeps each source to one run at a time).
     """
     scheduler = AsyncIOScheduler(timezone=settings.reporting_tz)
+    # a line per job run (every few seconds) drowns the log; failures are logged by the jobs
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
     async def rollups() -> None:
         try:
