@@ -49,6 +49,9 @@ class EnvironmentPoint(Base):
     interval_s: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the time of the newest sample (kept by ingest): the latest sample is then one probe of the
+    #: partition holding that time, not a max() over every time partition
+    last_ts: Mapped[datetime | None] = mapped_column()
 
 
 class EnvironmentSample(Base):

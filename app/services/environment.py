@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app.errors import NotFound
 from app.models import EnvironmentPoint, EnvironmentSample
@@ -274,17 +273,6 @@ async def list_latest(
         platform_code=filters.platform_code,
         region_code=filters.region_code,
     )
-    newer = aliased(EnvironmentSample)
-    # max(ts) per point reads one entry of the sample table's primary key
-    latest_ts = (
-        select(func.max(newer.ts))
-        .where(
-            newer.platform_code == EnvironmentPoint.platform_code,
-            newer.room_code == EnvironmentPoint.room_code,
-            newer.point_code == EnvironmentPoint.point_code,
-        )
-        .scalar_subquery()
-    )
     columns: list[Any] = [
         EnvironmentPoint.platform_code,
         EnvironmentPoint.room_code,
@@ -304,7 +292,7 @@ async def list_latest(
                 EnvironmentSample.platform_code == EnvironmentPoint.platform_code,
                 EnvironmentSample.room_code == EnvironmentPoint.room_code,
                 EnvironmentSample.point_code == EnvironmentPoint.point_code,
-                EnvironmentSample.ts == latest_ts,
+                EnvironmentSample.ts == EnvironmentPoint.last_ts,
             ),
         )
         .where(scope)

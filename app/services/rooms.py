@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import and_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app.models import EnvironmentPoint, EnvironmentSample, Room
 from app.schemas.ingest import RoomRecord
@@ -42,22 +41,12 @@ async def latest_points(
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Every point of ``rooms`` with its latest sample (or nulls), in one query for all of them.
 
-    The latest sample is found by a correlated ``max(ts)`` on the sample's primary key
-    (platform, room, point, ts): one index probe per point on SQLite and PostgreSQL alike.
+    Each point keeps the time of its newest sample (``last_ts``, kept by ingest): the latest
+    sample is one primary-key probe of the one time partition holding it.
     """
     if not rooms:
         return {}
     point, sample = EnvironmentPoint, EnvironmentSample
-    newer = aliased(EnvironmentSample)
-    latest_ts = (
-        select(func.max(newer.ts))
-        .where(
-            newer.platform_code == point.platform_code,
-            newer.room_code == point.room_code,
-            newer.point_code == point.point_code,
-        )
-        .scalar_subquery()
-    )
     stmt = (
         select(point, sample.ts, sample.value, sample.state)
         .outerjoin(
@@ -66,7 +55,7 @@ async def latest_points(
                 sample.platform_code == point.platform_code,
                 sample.room_code == point.room_code,
                 sample.point_code == point.point_code,
-                sample.ts == latest_ts,
+                sample.ts == point.last_ts,
             ),
         )
         .where(

@@ -15,6 +15,7 @@ import pytest
 
 from app.errors import BadParameter
 from app.services.buckets import Step, bucketize, collect_points
+from tests.api.test_query_lists import room, sample
 from tests.helpers import Hub, batch, now_utc, rfc3339, vm
 
 GZ, SZ = "GD-GZ-01", "GD-SZ-01"
@@ -517,3 +518,27 @@ async def test_an_answer_past_the_point_cap_is_a_400_not_a_500() -> None:
     with pytest.raises(BadParameter):
         await collect_points(bucketize(rows(), step), step, "avg", max_points=5)
     assert len((await collect_points(bucketize(rows(), step), step, "avg", max_points=10))[1]) == 10
+
+
+async def test_the_latest_value_ignores_late_samples_and_follows_corrections(hub: Hub) -> None:
+    """Latest values come from what ingest keeps per series / point: a late (older) sample does not
+    replace the newest, a correction of the newest does."""
+    await hub.create_platform(GZ, "440100")
+    newest, older = now_utc() - timedelta(minutes=5), now_utc() - timedelta(hours=2)
+    await pushed(hub, "metrics", GZ, "m-1", [metric("cpu.util", newest, 40.0)])
+    await pushed(hub, "metrics", GZ, "m-2", [metric("cpu.util", older, 99.0)])  # late
+    await pushed(hub, "rooms", GZ, "r-1", [room("R1")])
+    await pushed(hub, "environment", GZ, "e-1", [sample("R1", "T1", "cold_aisle_temp", newest, 22.0)])
+    await pushed(hub, "environment", GZ, "e-2", [sample("R1", "T1", "cold_aisle_temp", older, 35.0)])
+
+    async def latest() -> tuple[Any, Any]:
+        metric_items = (await hub.get(LATEST, metric="cpu.util")).json()["data"]["items"]
+        points = (await hub.get(ENV_LATEST, platform_code=GZ)).json()["data"]["items"]
+        return [(i["ts"], i["value"]) for i in metric_items], [(p["ts"], p["value"]) for p in points]
+
+    assert await latest() == ([(label(newest), 40.0)], [(label(newest), 22.0)])
+    await pushed(hub, "metrics", GZ, "m-3", [metric("cpu.util", newest, 41.5)])  # a correction
+    await pushed(hub, "environment", GZ, "e-3", [sample("R1", "T1", "cold_aisle_temp", newest, 23.5)])
+    assert await latest() == ([(label(newest), 41.5)], [(label(newest), 23.5)])
+    rooms = (await hub.get("/api/v1/rooms", platform_code=GZ)).json()["data"]["items"]
+    assert [(p["point_code"], p["value"]) for p in rooms[0]["points"]] == [("T1", 23.5)]

@@ -750,6 +750,9 @@ class EnvironmentHandler(KindHandler):
                 )
 
     async def write(self, session: AsyncSession, ctx: BatchContext, items: list[Item]) -> None:
+        # the platform's sample counter first: it orders this write after any other of the same
+        # platform before a point row is locked (the points are updated twice below)
+        seq = await next_seq(session, sample_counter("environment_sample", ctx.platform_code))
         # merge-patch the points' attributes sample by sample in record order; write only the
         # points that actually changed
         merged: dict[tuple[str, str], dict[str, Any]] = {}
@@ -790,11 +793,26 @@ class EnvironmentHandler(KindHandler):
             for i in items
         ]
         rows.sort(key=lambda r: (r["room_code"], r["point_code"], r["ts"]))
-        seq = await next_seq(session, sample_counter("environment_sample", ctx.platform_code))
         for row in rows:
             row["change_seq"] = seq
         await upsert_rows(
             session, EnvironmentSample.__table__, rows, key=("platform_code", "room_code", "point_code", "ts")
+        )
+        # each point's newest sample time, unless it already holds a newer one
+        newest: dict[tuple[str, str], datetime] = {}
+        for row in rows:  # sorted: a point's last row is its newest
+            newest[(row["room_code"], row["point_code"])] = row["ts"]
+        points: Table = EnvironmentPoint.__table__  # type: ignore[assignment]
+        await session.execute(
+            update(points)
+            .where(
+                points.c.platform_code == ctx.platform_code,
+                points.c.room_code == bindparam("b_room"),
+                points.c.point_code == bindparam("b_point"),
+                or_(points.c.last_ts.is_(None), points.c.last_ts < bindparam("b_ts")),
+            )
+            .values(last_ts=bindparam("b_ts")),
+            [{"b_room": r, "b_point": p, "b_ts": ts} for (r, p), ts in sorted(newest.items())],
         )
 
 
