@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from app.models import EnvironmentRollup1h, MetricRollup1d, MetricRollup1h, MetricRollup5m, MetricSample
+from app.services.retention import apply_retention
 from app.services.rollups import build_rollups
 from tests.api.test_query_lists import room, sample
 from tests.api.test_query_metrics import (
@@ -104,10 +105,10 @@ async def test_series_equal_raw_before_and_after_the_job_with_late_and_corrected
     again = await build_rollups(app.state.sessionmaker, hub.settings)
     assert sum(r.changes for r in again) == 0
 
-    # raw samples of the first day gone (as retention would): whole buckets answer from rollups
+    # the retention job a month later: every raw sample is gone, whole buckets answer from rollups
+    await apply_retention(app.state.sessionmaker, hub.settings, now=datetime.now(UTC) + timedelta(days=31))
     async with app.state.sessionmaker() as session:
-        await session.execute(delete(MetricSample).where(MetricSample.ts < midnight))
-        await session.commit()
+        assert (await session.execute(select(func.count()).select_from(MetricSample))).scalar_one() == 0
     aligned_start, aligned_end = base, midnight + timedelta(hours=20)
     window = {"metric": "cpu.util", "platform_code": GZ, "asset_id": "vm-1"}
     window |= {"from": rfc3339(aligned_start), "to": rfc3339(aligned_end)}

@@ -32,6 +32,26 @@ class HubCollector(Collector):
     produces: ClassVar[tuple[str, ...]] = ("rooms", "assets", "logs", "metrics", "environment", "alarms")
     mirrors_platforms: ClassVar[bool] = True
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any], interval_s: int) -> None:
+        platforms, region = options.get("platforms"), options.get("region")
+        if platforms is not None and not (
+            isinstance(platforms, list) and platforms and all(isinstance(p, str) for p in platforms)
+        ):
+            raise SourceError(
+                "hub 选项 platforms 应为云平台编码数组 (options.platforms must list platform codes)"
+            )
+        if region is not None and not (
+            isinstance(region, str) and region.isdigit() and len(region) in (2, 4, 6)
+        ):
+            raise SourceError(
+                "hub 选项 region 应为 2、4 或 6 位行政区划代码 (options.region must be 2, 4 or 6 digits)"
+            )
+        if not platforms and not region:
+            raise SourceError(
+                "hub 采集源须在 options 中给出 platforms 或 region (options.platforms or options.region)"
+            )
+
     def _headers(self) -> dict[str, str]:
         token = self.config.credentials.get("token")
         if not token:
