@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 
 from app.api import (
     admin,
+    admin_supervision,
     alarms,
     assets,
     audit,
@@ -17,12 +18,16 @@ from app.api import (
     environment,
     export,
     health,
+    indicators,
     logs,
     metrics,
+    overview,
     platforms,
     reports,
     rooms,
     sources,
+    thresholds,
+    warnings,
 )
 from app.api.middleware import (
     AuditMiddleware,
@@ -118,6 +123,11 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         environment,
         export,
         sources,
+        thresholds,
+        indicators,
+        warnings,
+        overview,
+        admin_supervision,
     ):
         app.include_router(module.router)
     return app

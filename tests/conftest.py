@@ -35,7 +35,13 @@ from tests.helpers import Hub
 PG_ADMIN_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 ROLES = ("admin", "regulator", "provider", "integrator")
 #: seeded by the migrations; restored before every test
-REFERENCE_TABLES = {"metric_definition", "domestic_list_entry", "point_type_definition"}
+REFERENCE_TABLES = {
+    "metric_definition",
+    "domestic_list_entry",
+    "point_type_definition",
+    "indicator_policy",
+    "warning_rule",
+}
 BACKENDS = ["sqlite"] if os.environ.get("SUPHUB_TEST_SKIP_PG") == "1" else ["sqlite", "postgres"]
 
 

@@ -21,10 +21,16 @@ from app.collectors.runner import CollectorRunner
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.security.keys import load_server_key
+from app.services.environment_states import reevaluate_marked
+from app.services.periods import run_freeze_job
 from app.services.retention import maintain
 from app.services.rollups import build_rollups
+from app.services.warnings import evaluate_warnings
 
 log = logging.getLogger(__name__)
+
+#: §7.8: warning rules are evaluated every minute (docs/indicators.md)
+WARNINGS_INTERVAL_S = 60
 
 
 def build_scheduler(
@@ -46,6 +52,10 @@ def build_scheduler(
             await build_rollups(sessionmaker, settings)
         except Exception:  # a failed run is retried at the next interval
             log.exception("rollup job failed")
+        try:  # samples whose thresholds changed (§6.6), on the same cadence
+            await reevaluate_marked(sessionmaker)
+        except Exception:
+            log.exception("environment re-evaluation failed")
 
     async def maintenance() -> None:
         try:
@@ -53,12 +63,38 @@ def build_scheduler(
         except Exception:
             log.exception("maintenance job failed (partitions, retention)")
 
+    async def warnings() -> None:
+        try:
+            await evaluate_warnings(
+                sessionmaker,
+                now=datetime.now(UTC),
+                reporting_tz=settings.reporting_tz,
+                raw_retention_days=settings.retention_metrics_days,
+            )
+        except Exception:
+            log.exception("warning evaluation failed")
+
+    async def closed_periods() -> None:
+        try:
+            await run_freeze_job(
+                sessionmaker,
+                now=datetime.now(UTC),
+                reporting_tz=settings.reporting_tz,
+                raw_retention_days=settings.retention_metrics_days,
+            )
+        except Exception:
+            log.exception("freezing closed periods failed")
+
     now = datetime.now(UTC)
     common = {"max_instances": 1, "coalesce": True, "next_run_time": now}
     scheduler.add_job(
         maintenance, "interval", seconds=settings.maintenance_interval_s, id="maintenance", **common
     )
     scheduler.add_job(rollups, "interval", seconds=settings.rollup_interval_s, id="rollups", **common)
+    scheduler.add_job(warnings, "interval", seconds=WARNINGS_INTERVAL_S, id="warnings", **common)
+    scheduler.add_job(
+        closed_periods, "interval", seconds=settings.maintenance_interval_s, id="closed_periods", **common
+    )
     if runner is not None:
 
         async def collectors() -> None:

@@ -24,6 +24,15 @@ from app.models.rollup import (
 from app.models.room import EnvironmentPoint, EnvironmentSample, Room
 from app.models.security import UsedNonce
 from app.models.source import Source, SourceRun
+from app.models.supervision import (
+    EnvironmentExcursion,
+    IndicatorPolicy,
+    IndicatorSnapshot,
+    ThresholdOverride,
+    WarningEvent,
+    WarningRule,
+    WarningTracker,
+)
 
 __all__ = [
     "Alarm",
@@ -39,11 +48,14 @@ __all__ = [
     "ChangeCounter",
     "Client",
     "DomesticListEntry",
+    "EnvironmentExcursion",
     "EnvironmentPoint",
     "EnvironmentRollup1d",
     "EnvironmentRollup1h",
     "EnvironmentRollup5m",
     "EnvironmentSample",
+    "IndicatorPolicy",
+    "IndicatorSnapshot",
     "LogChainHead",
     "LogCheckpoint",
     "LogRecord",
@@ -61,5 +73,9 @@ __all__ = [
     "Room",
     "Source",
     "SourceRun",
+    "ThresholdOverride",
     "UsedNonce",
+    "WarningEvent",
+    "WarningRule",
+    "WarningTracker",
 ]

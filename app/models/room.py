@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKeyConstraint, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, utcnow
+from app.models.base import Base, JSONDoc, utcnow
 
 
 class Room(Base):
@@ -52,6 +52,11 @@ class EnvironmentPoint(Base):
     #: the time of the newest sample (kept by ingest): the latest sample is then one probe of the
     #: partition holding that time, not a max() over every time partition
     last_ts: Mapped[datetime | None] = mapped_column()
+    #: a derived point (dew point from a temperature and a humidity point): the point codes it is
+    #: computed from; null for a sensor
+    derived_from: Mapped[list[str] | None] = mapped_column(JSONDoc)
+    #: set when thresholds changed: the evaluation job re-evaluates samples from this time on
+    reevaluate_from: Mapped[datetime | None] = mapped_column()
 
 
 class EnvironmentSample(Base):

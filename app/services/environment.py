@@ -39,7 +39,7 @@ from app.services.rollups import ENVIRONMENT, rollup_source
 from app.services.sample_sync import SampleList, sample_page
 
 PointKey = tuple[str, str]
-POINT_FIELDS = ("point_type", "rack_code", "position", "height_m", "interval_s")
+POINT_FIELDS = ("point_type", "rack_code", "position", "height_m", "interval_s", "derived_from")
 
 
 async def raw_environment_buckets(
@@ -102,6 +102,7 @@ _POINT_COLUMNS: list[Any] = [
     EnvironmentPoint.position,
     EnvironmentPoint.height_m,
     EnvironmentPoint.interval_s,
+    EnvironmentPoint.derived_from,
 ]
 
 

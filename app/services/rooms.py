@@ -73,6 +73,7 @@ async def latest_points(
                 "point_type": p.point_type,
                 "rack_code": p.rack_code,
                 "position": p.position,
+                "derived_from": p.derived_from,
                 "ts": ts,
                 "value": value,
                 "state": state,

@@ -241,9 +241,10 @@ async def test_rooms_carry_the_latest_sample_of_each_point(hub: Hub) -> None:
         "point_type": "cold_aisle_temp",
         "rack_code": "A01",
         "position": "cold_aisle",
+        "derived_from": None,
         "ts": points["T1"]["ts"],
         "value": 24.5,
-        "state": None,
+        "state": "normal",  # 24.5 ℃ is inside 19–26 (§6.6)
     }
     assert datetime.fromisoformat(points["T1"]["ts"]) == t + timedelta(minutes=5)
     assert points["H1"]["value"] == 45.0

@@ -629,6 +629,106 @@ CALLS: dict[tuple[str, str], Factory] = {
     ("GET", "/api/v1/catalog"): lambda w, t: [
         Call("GET", "/api/v1/catalog", "any", "none", shows_target=False)
     ],
+    # §6.6 / §7: thresholds and indicator policy (the admin only), indicators (kind indicators)
+    ("GET", "/api/v1/indicators"): _scoped_list(
+        "/api/v1/indicators", "indicators", volatile=True, paged=False
+    ),
+    ("GET", "/api/v1/admin/thresholds"): lambda w, t: [
+        Call("GET", "/api/v1/admin/thresholds", "admin", "none", shows_target=False)
+    ],
+    ("PUT", "/api/v1/admin/thresholds"): lambda w, t: [
+        Call(
+            "PUT",
+            "/api/v1/admin/thresholds",
+            "admin",
+            "write",
+            shows_target=False,
+            json={"defaults": [{"point_type": "ups_load", "upper_critical": 95, "source": "x"}]},
+        )
+    ],
+    ("GET", "/api/v1/admin/indicator-policy"): lambda w, t: [
+        Call("GET", "/api/v1/admin/indicator-policy", "admin", "none", shows_target=False)
+    ],
+    ("PUT", "/api/v1/admin/indicator-policy"): lambda w, t: [
+        Call(
+            "PUT",
+            "/api/v1/admin/indicator-policy",
+            "admin",
+            "write",
+            shows_target=False,
+            json={"policies": [{"code": "pue", "params": {"fail_above": 1.6}}]},
+        )
+    ],
+    # §7.8 warnings and the overview (kind indicators); the matrix world raises no warning
+    ("GET", "/api/v1/warnings"): lambda w, t: [
+        Call("GET", "/api/v1/warnings", "indicators", "list", shows_target=False),
+        Call(
+            "GET",
+            "/api/v1/warnings",
+            "indicators",
+            "list",
+            params={"status": "active,cleared", "level_max": "4", "rule_code": "point_critical"},
+            shows_target=False,
+        ),
+        *(
+            Call("GET", "/api/v1/warnings", "indicators", "filter", params=params, shows_target=False)
+            for params in (
+                {"platform_code": t.code},
+                {"region_code": t.region},
+                {"region_code": t.region[:4], "with_total": "true"},
+            )
+        ),
+    ],
+    ("GET", "/api/v1/overview"): lambda w, t: [
+        Call("GET", "/api/v1/overview", "indicators", "list", volatile=True),
+        *(
+            Call("GET", "/api/v1/overview", "indicators", "filter", params={"region_code": r}, volatile=True)
+            for r in (t.region, t.region[:4])
+        ),
+    ],
+    ("GET", "/api/v1/admin/warning-rules"): lambda w, t: [
+        Call("GET", "/api/v1/admin/warning-rules", "admin", "none", shows_target=False)
+    ],
+    ("PUT", "/api/v1/admin/warning-rules"): lambda w, t: [
+        Call(
+            "PUT",
+            "/api/v1/admin/warning-rules",
+            "admin",
+            "write",
+            shows_target=False,
+            json={
+                "rules": [
+                    {
+                        "rule_code": f"{t.p}_hijack",
+                        "name_zh": "x",
+                        "subject": "point_type",
+                        "target": "*",
+                        "condition": {"state_in": ["normal"]},
+                        "level": 1,
+                        "hold_s": 0,
+                        "clear_s": 0,
+                    }
+                ]
+            },
+        )
+    ],
+    # §7.9: a new version of a past month's figures (the admin only)
+    ("POST", "/api/v1/admin/indicators/recompute"): lambda w, t: [
+        Call(
+            "POST",
+            "/api/v1/admin/indicators/recompute",
+            "admin",
+            "write",
+            json={"period": "2025-12", "platform_code": t.code, "note": "hijack"},
+        ),
+        Call(
+            "POST",
+            "/api/v1/admin/indicators/recompute",
+            "admin",
+            "write",
+            json={"period": "2025-12", "region_code": t.region},
+        ),
+    ],
     # --- administration: the admin only ---
     ("GET", "/api/v1/admin/platforms"): lambda w, t: [
         Call("GET", "/api/v1/admin/platforms", "admin", "none")
@@ -893,11 +993,25 @@ def shape(response: httpx.Response, target: Target) -> tuple[int, str, str]:
     if isinstance(body.get("data"), dict):
         # a default time window is resolved at the time of the call: not part of the answer's shape
         body["data"] = {k: v for k, v in body["data"].items() if k not in {"from", "to"}}
+    body = _without_call_times(body)
     text = orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode().lower()
     for name, value in sorted(target.idents.items(), key=lambda kv: len(kv[1]), reverse=True):
         # whole tokens only: a hash or a uuid in the answer may contain "4403" by chance
         text = re.sub(rf"(?<![0-9a-z]){re.escape(value)}(?![0-9a-z])", f"<{name}>", text)
     return response.status_code, str(body.get("code")), text
+
+
+#: figures computed at the time of the call say so (``computed_at``, a domestic rate's
+#: ``inventory_at``): that time is not part of an answer's shape either
+CALL_TIME_KEYS = frozenset({"computed_at", "inventory_at"})
+
+
+def _without_call_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_call_times(v) for k, v in value.items() if k not in CALL_TIME_KEYS}
+    if isinstance(value, list):
+        return [_without_call_times(v) for v in value]
+    return value
 
 
 def outcome(response: httpx.Response) -> str:

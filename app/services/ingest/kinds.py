@@ -39,6 +39,7 @@ from app.schemas.ingest import AssetRecord, SnapshotInfo
 from app.services import log_chain
 from app.services.changes import next_seq, sample_counter, stamp_changes
 from app.services.domestic import DomesticLists, verdicts
+from app.services.environment_states import judge_pushed_samples
 from app.services.ingest.core import BatchContext, Item
 
 ASSET_UID_NAMESPACE = uuid.UUID("014f5156-d3bb-4a1f-b52d-ec5938c65eae")
@@ -814,6 +815,12 @@ class EnvironmentHandler(KindHandler):
             .values(last_ts=bindparam("b_ts")),
             [{"b_room": r, "b_point": p, "b_ts": ts} for (r, p), ts in sorted(newest.items())],
         )
+        # §6.6: judge the new samples and their neighbours now, so no answer shows them unjudged
+        touched: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        for row in rows:  # sorted by point, then time
+            key = (row["room_code"], row["point_code"])
+            touched[key] = (touched[key][0], row["ts"]) if key in touched else (row["ts"], row["ts"])
+        await judge_pushed_samples(session, ctx.platform_code, touched, seq, ctx.now)
 
 
 # --------------------------------------------------------------------------------------------

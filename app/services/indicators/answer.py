@@ -1,0 +1,109 @@
+"""The answer of ``GET /api/v1/indicators``: scope, period, and live or frozen figures."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.errors import BadParameter
+from app.models import Platform
+from app.schemas.types import normalise_region
+from app.security.principal import Principal
+from app.services.indicators.engine import Window, compute_indicators, month_window
+from app.services.query import echo_time, parse_time, scope_condition
+
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+async def platforms_in_scope(
+    session: AsyncSession, principal: Principal, *, platform_code: str | None, region_code: str | None
+) -> list[Platform]:
+    """The platforms a figure is about: the one named, or the active ones of the region / scope."""
+    condition = await scope_condition(
+        session, principal, Platform.platform_code, platform_code=platform_code, region_code=region_code
+    )
+    stmt = select(Platform).where(condition).order_by(Platform.platform_code)
+    if platform_code is None:
+        stmt = stmt.where(Platform.status == "active")
+    return list((await session.execute(stmt)).scalars())
+
+
+def resolve_window(
+    settings: Settings, *, period: str | None, from_: str | None, to: str | None, now: datetime
+) -> Window:
+    if period is not None and (from_ is not None or to is not None):
+        raise BadParameter("period 与 from/to 只能给出其一 (give period or from/to, not both)")
+    if from_ is not None or to is not None:
+        if from_ is None or to is None:
+            raise BadParameter("from 与 to 须同时给出 (give both from and to)")
+        start, end = parse_time(from_, "from"), parse_time(to, "to")
+        if start is None or end is None or end <= start:
+            raise BadParameter("to 须晚于 from (to must be after from)")
+        return Window(start, end)
+    if period is not None and not _PERIOD.match(period):
+        raise BadParameter(f"period 应为 YYYY-MM，收到 {period!r} (period must be YYYY-MM)")
+    return month_window(period, ZoneInfo(settings.reporting_tz), now)
+
+
+async def indicators_answer(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    *,
+    platform_code: str | None,
+    region_code: str | None,
+    period: str | None,
+    from_: str | None,
+    to: str | None,
+) -> dict[str, Any]:
+    if platform_code is not None and region_code is not None:
+        raise BadParameter("platform_code 与 region_code 只能给出其一 (give platform_code or region_code)")
+    now = datetime.now(UTC)
+    window = resolve_window(settings, period=period, from_=from_, to=to, now=now)
+    platforms = await platforms_in_scope(
+        session, principal, platform_code=platform_code, region_code=region_code
+    )
+    tz = settings.reporting_tz
+    answer: dict[str, Any] = {
+        "platform_code": platform_code,
+        "region_code": region_code,
+        "platforms": [p.platform_code for p in platforms],
+        "from": echo_time(window.start, tz),
+        "to": echo_time(window.end, tz),
+        "period": window.period,
+        "closed": False,
+        "version": None,
+        "frozen_at": None,
+        "computed_at": echo_time(now, tz),
+    }
+    if window.period is not None and (platform_code or region_code):
+        from app.services.periods import closed_snapshot
+
+        scope, code = (
+            ("platform", platform_code) if platform_code else ("region", normalise_region(region_code or ""))
+        )
+        snapshot = await closed_snapshot(session, scope, code or "", window.period)
+        if snapshot is not None:
+            answer.update(
+                closed=True,
+                version=snapshot.version,
+                frozen_at=echo_time(snapshot.frozen_at, tz),
+                computed_at=echo_time(snapshot.frozen_at, tz),
+                items=snapshot.items,
+            )
+            return answer
+    answer["items"] = await compute_indicators(
+        session,
+        platforms,
+        window,
+        now=now,
+        region_code=region_code,
+        raw_retention_days=settings.retention_metrics_days,
+    )
+    return answer
