@@ -630,9 +630,11 @@ CALLS: dict[tuple[str, str], Factory] = {
         Call("GET", "/api/v1/catalog", "any", "none", shows_target=False)
     ],
     # §6.6 / §7: thresholds and indicator policy (the admin only), indicators (kind indicators)
-    ("GET", "/api/v1/indicators"): _scoped_list(
-        "/api/v1/indicators", "indicators", volatile=True, paged=False
-    ),
+    # figures computed at the time of the call (feed ages): every call is volatile
+    ("GET", "/api/v1/indicators"): lambda w, t: [
+        replace(c, volatile=True)
+        for c in _scoped_list("/api/v1/indicators", "indicators", volatile=True, paged=False)(w, t)
+    ],
     ("GET", "/api/v1/admin/thresholds"): lambda w, t: [
         Call("GET", "/api/v1/admin/thresholds", "admin", "none", shows_target=False)
     ],
@@ -1008,7 +1010,9 @@ CALL_TIME_KEYS = frozenset({"computed_at", "inventory_at"})
 
 def _without_call_times(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _without_call_times(v) for k, v in value.items() if k not in CALL_TIME_KEYS}
+        # a feed's age (freshness, unit "s") is measured at the time of the call as well
+        ages = {"value"} if value.get("unit") == "s" else set()
+        return {k: _without_call_times(v) for k, v in value.items() if k not in CALL_TIME_KEYS | ages}
     if isinstance(value, list):
         return [_without_call_times(v) for v in value]
     return value

@@ -114,7 +114,7 @@ class Context:
     session: AsyncSession
     platforms: Sequence[Platform]
     start: datetime
-    end: datetime  # min(window end, now)
+    end: datetime
     window: Window
     now: datetime
     policy: dict[str, dict[str, Any]]
@@ -1089,7 +1089,7 @@ async def compute_indicators(
         session=session,
         platforms=sorted(platforms, key=lambda p: p.platform_code),
         start=window.start,
-        end=max(min(window.end, now), window.start),
+        end=window.end,
         window=window,
         now=now,
         policy=await policy_params(session),
