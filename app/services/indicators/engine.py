@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import (
@@ -387,24 +387,28 @@ async def domestic_rate(ctx: Context) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------- storage bandwidth
+def _samples_of(platform_code: str, metric: str) -> Select[datetime, float]:
+    """``(ts, value)`` of every series of ``metric`` of one platform."""
+    return (
+        select(MetricSample.ts, MetricSample.value)
+        .join(
+            MetricSeries,
+            and_(
+                MetricSeries.platform_code == MetricSample.platform_code,
+                MetricSeries.series_id == MetricSample.series_id,
+            ),
+        )
+        .where(MetricSample.platform_code == platform_code, MetricSeries.metric == metric)
+    )
+
+
 async def _latest_sample(
     ctx: Context, platform_code: str, metric: str, *, before: datetime
 ) -> tuple[datetime, float] | None:
     row = (
         await ctx.session.execute(
-            select(MetricSample.ts, MetricSample.value)
-            .join(
-                MetricSeries,
-                and_(
-                    MetricSeries.platform_code == MetricSample.platform_code,
-                    MetricSeries.series_id == MetricSample.series_id,
-                ),
-            )
-            .where(
-                MetricSample.platform_code == platform_code,
-                MetricSeries.metric == metric,
-                MetricSample.ts < before,
-            )
+            _samples_of(platform_code, metric)
+            .where(MetricSample.ts < before)
             .order_by(MetricSample.ts.desc())
             .limit(1)
         )
@@ -419,20 +423,8 @@ async def storage_bandwidth(ctx: Context) -> dict[str, Any]:
         tested = await _latest_sample(ctx, p.platform_code, "storage.bw.tested_gbps", before=ctx.end)
         peak_row = (
             await ctx.session.execute(
-                select(MetricSample.ts, MetricSample.value)
-                .join(
-                    MetricSeries,
-                    and_(
-                        MetricSeries.platform_code == MetricSample.platform_code,
-                        MetricSeries.series_id == MetricSample.series_id,
-                    ),
-                )
-                .where(
-                    MetricSample.platform_code == p.platform_code,
-                    MetricSeries.metric == "storage.bw.observed_gbps",
-                    MetricSample.ts >= ctx.start,
-                    MetricSample.ts < ctx.end,
-                )
+                _samples_of(p.platform_code, "storage.bw.observed_gbps")
+                .where(MetricSample.ts >= ctx.start, MetricSample.ts < ctx.end)
                 .order_by(MetricSample.value.desc())
                 .limit(1)
             )
