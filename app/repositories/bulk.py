@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import String, bindparam, func, select, text, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
@@ -17,10 +16,8 @@ from app.db import dialect_name
 
 #: parameter sets per executemany call (bounds the memory of one call, not the statement)
 _EXECUTEMANY_CHUNK = 5_000
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    return pg_insert(table) if dialect_name(session) == "postgresql" else sqlite_insert(table)
+#: rows per PostgreSQL ``unnest`` statement
+_UNNEST_CHUNK = 10_000
 
 
 def chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -39,22 +36,128 @@ async def upsert_rows(
     """``INSERT … ON CONFLICT (key) DO UPDATE`` (or ``DO NOTHING`` with ``update=[]``).
 
     Rows must already be de-duplicated and sorted by ``key`` so concurrent batches take row
-    locks in the same order and cannot deadlock. One statement executed for many parameter
-    sets (the driver's executemany): compiled once and cached, unlike multi-row VALUES.
+    locks in the same order and cannot deadlock. SQLite: one statement executed for many
+    parameter sets (the driver's executemany), compiled once and cached. PostgreSQL: one
+    statement per chunk whose rows come from ``unnest`` of one array per column (see
+    :func:`_pg_upsert_unnest`).
     """
     if not rows:
         return
     columns = list(rows[0].keys())
     update_cols = [c for c in columns if c not in key] if update is None else list(update)
-    stmt = _insert(session, table)
+    if dialect_name(session) == "postgresql":
+        for part in chunks(rows, _UNNEST_CHUNK):
+            await _pg_upsert_unnest(session, table, part, columns, key, update_cols)
+        return
+    dialect = session.get_bind().dialect
+    sql, order = _sqlite_upsert_sql(dialect, table, tuple(columns), tuple(key), tuple(update_cols))
+    # bound column by column with each column's own processors (what executemany would apply row
+    # by row, dict by dict), then handed to the driver's executemany as tuples
+    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in order]
+    connection = await session.connection()
+    for part in chunks(rows, _EXECUTEMANY_CHUNK):
+        values = [
+            [row[c] for row in part] if process is None else [process(row[c]) for row in part]
+            for c, process in zip(order, processors, strict=True)
+        ]
+        await connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
+
+
+async def execute_many(session: AsyncSession, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """``session.execute(statement, rows)`` for thousands of rows on SQLite, bound column by column.
+
+    The same parameters as SQLAlchemy's executemany (each bound by its type's processor; values
+    fixed in the statement are taken from it), handed to the driver as tuples: SQLAlchemy's
+    per-row parameter dictionaries cost more than SQLite's work. PostgreSQL: plain execute.
+    """
+    if not rows:
+        return
+    if dialect_name(session) != "sqlite":
+        await session.execute(statement, list(rows))
+        return
+    dialect = session.get_bind().dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    connection = await session.connection()
+    for part in chunks(rows, _EXECUTEMANY_CHUNK):
+        columns = []
+        for name in compiled.positiontup or []:
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            values = [row[name] for row in part] if name in part[0] else [bind.effective_value] * len(part)
+            columns.append(values if process is None else [process(v) for v in values])
+        await connection.exec_driver_sql(compiled.string, list(zip(*columns, strict=True)))
+
+
+_SQLITE_UPSERTS: dict[tuple[Any, ...], tuple[str, list[str]]] = {}
+
+
+def _sqlite_upsert_sql(
+    dialect: Any, table: Any, columns: tuple[str, ...], key: tuple[str, ...], update_cols: tuple[str, ...]
+) -> tuple[str, list[str]]:
+    """The compiled ``INSERT … ON CONFLICT`` and the order of its parameters (cached per shape)."""
+    cache_key = (table.name, columns, key, update_cols)
+    cached = _SQLITE_UPSERTS.get(cache_key)
+    if cached is not None:
+        return cached
+    stmt = sqlite_insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
     if update_cols:
         stmt = stmt.on_conflict_do_update(
             index_elements=list(key), set_={c: stmt.excluded[c] for c in update_cols}
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-    for part in chunks(rows, _EXECUTEMANY_CHUNK):
-        await session.execute(stmt, list(part))
+    compiled = stmt.compile(dialect=dialect)
+    order = list(compiled.positiontup or [])
+    if sorted(order) != sorted(columns):  # every parameter must be one of the row's columns
+        raise RuntimeError(f"unexpected parameters in the upsert of {table.name}: {order}")
+    _SQLITE_UPSERTS[cache_key] = (compiled.string, order)
+    return compiled.string, order
+
+
+async def _pg_upsert_unnest(
+    session: AsyncSession,
+    table: Any,
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    key: Sequence[str],
+    update_cols: Sequence[str],
+) -> None:
+    """``INSERT … SELECT … FROM unnest(<one array per column>) ON CONFLICT …``: one round trip.
+
+    asyncpg runs an executemany as one execution per parameter set; at thousands of rows that
+    cost ten times what PostgreSQL needs to write them. Here each column travels as one array
+    parameter (values bound by the column's own type, exactly as executemany binds them: UTC
+    times, JSON documents — ``None`` included — as JSON text), and ``WITH ORDINALITY … ORDER BY``
+    keeps the rows in the caller's key order, so row locks are still taken in that order.
+    """
+    dialect = session.get_bind().dialect
+    params: dict[str, Any] = {}
+    arrays: list[str] = []
+    selected: list[str] = []
+    for n, name in enumerate(columns):
+        impl = table.c[name].type.dialect_impl(dialect)
+        process = impl.bind_processor(dialect)
+        values = [row[name] for row in rows]
+        params[f"p{n}"] = [process(v) for v in values] if process is not None else values
+        sql_type = impl.compile(dialect=dialect)
+        if sql_type in {"JSON", "JSONB"}:  # documents travel as text, cast row by row
+            arrays.append(f"CAST(:p{n} AS TEXT[])")
+            selected.append(f'CAST(u."{name}" AS {sql_type})')
+        else:
+            arrays.append(f"CAST(:p{n} AS {sql_type}[])")
+            selected.append(f'u."{name}"')
+    names = ", ".join(f'"{c}"' for c in columns)
+    conflict = ", ".join(f'"{c}"' for c in key)
+    if update_cols:
+        action = "DO UPDATE SET " + ", ".join(f'"{c}" = excluded."{c}"' for c in update_cols)
+    else:
+        action = "DO NOTHING"
+    statement = (
+        f'INSERT INTO "{table.name}" ({names}) SELECT {", ".join(selected)} '
+        f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS u({names}, bulk_ord) ORDER BY u.bulk_ord "
+        f"ON CONFLICT ({conflict}) {action}"
+    )
+    await session.execute(text(statement), params)
 
 
 def key_in(columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]) -> ColumnElement[bool]:

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import Table, and_, bindparam, delete, or_, select, text, update
+from sqlalchemy import BigInteger, Table, and_, any_, bindparam, delete, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -34,7 +35,7 @@ from app.models import (
     MetricSeries,
     Room,
 )
-from app.repositories.bulk import chunks, key_in, lock_platform, rows_by_key, upsert_rows
+from app.repositories.bulk import chunks, execute_many, key_in, lock_platform, rows_by_key, upsert_rows
 from app.schemas.ingest import AssetRecord, SnapshotInfo
 from app.services import log_chain
 from app.services.changes import next_seq, sample_counter, stamp_changes
@@ -632,10 +633,13 @@ class MetricsHandler(KindHandler):
                     "received_at": ctx.now,
                 }
             )
+        # a series is registered once: later batches read which exist instead of re-sending
+        # every series row to a DO NOTHING upsert (the insert below still settles a race)
+        known = await self._known_series(session, ctx.platform_code, sorted(series))
         await upsert_rows(
             session,
             MetricSeries.__table__,
-            [series[k] for k in sorted(series)],
+            [series[k] for k in sorted(series) if k not in known],
             key=("platform_code", "series_id"),
             update=[],
         )
@@ -654,13 +658,54 @@ class MetricsHandler(KindHandler):
         await self._warn_unknown_assets(session, ctx, items)
 
     @staticmethod
+    async def _known_series(session: AsyncSession, platform_code: str, ids: list[int]) -> set[int]:
+        """Which of ``ids`` the platform's series table already holds."""
+        column = MetricSeries.series_id
+        known: set[int] = set()
+        if dialect_name(session) == "postgresql":
+            for part in chunks(ids, 10_000):
+                wanted = bindparam("ids", value=list(part), type_=PG_ARRAY(BigInteger))
+                result = await session.execute(
+                    select(column).where(MetricSeries.platform_code == platform_code, column == any_(wanted))
+                )
+                known.update(result.scalars())
+            return known
+        for part in chunks(ids, _IN_CHUNK):
+            result = await session.execute(
+                select(column).where(MetricSeries.platform_code == platform_code, column.in_(part))
+            )
+            known.update(result.scalars())
+        return known
+
+    @staticmethod
     async def _keep_latest(session: AsyncSession, ctx: BatchContext, samples: list[dict[str, Any]]) -> None:
         """Each series' newest sample, unless it already holds a newer one (a late or old sample)."""
         newest: dict[int, dict[str, Any]] = {}
         for row in samples:  # sorted by (series, ts): the last row of a series is its newest
             newest[row["series_id"]] = row
+        ordered = sorted(newest.items())
+        if dialect_name(session) == "postgresql":
+            # one statement over arrays, not one execution per series (asyncpg's executemany);
+            # writers of a platform are already serialised by its sample counter (next_seq)
+            await session.execute(
+                text(
+                    "UPDATE metric_series AS s SET last_ts = u.ts, last_value = u.value "
+                    "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:ts AS TIMESTAMPTZ[]), "
+                    "CAST(:vals AS FLOAT8[])) AS u(series_id, ts, value) "
+                    "WHERE s.platform_code = :platform AND s.series_id = u.series_id "
+                    "AND (s.last_ts IS NULL OR s.last_ts <= u.ts)"
+                ),
+                {
+                    "platform": ctx.platform_code,
+                    "ids": [k for k, _ in ordered],
+                    "ts": [r["ts"] for _, r in ordered],
+                    "vals": [r["value"] for _, r in ordered],
+                },
+            )
+            return
         table: Table = MetricSeries.__table__  # type: ignore[assignment]
-        await session.execute(
+        await execute_many(
+            session,
             update(table)
             .where(
                 table.c.platform_code == ctx.platform_code,
@@ -668,7 +713,7 @@ class MetricsHandler(KindHandler):
                 or_(table.c.last_ts.is_(None), table.c.last_ts <= bindparam("b_ts")),
             )
             .values(last_ts=bindparam("b_ts"), last_value=bindparam("b_value")),
-            [{"b_series": k, "b_ts": r["ts"], "b_value": r["value"]} for k, r in sorted(newest.items())],
+            [{"b_series": k, "b_ts": r["ts"], "b_value": r["value"]} for k, r in ordered],
         )
 
 
