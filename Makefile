@@ -9,10 +9,11 @@ STAMP       := $(VENV)/.installed
 HOST        ?= 127.0.0.1
 PORT        ?= 8080
 PYTEST_ARGS ?=
+BENCH_ARGS  ?=
 PG_HOST     := 127.0.0.1
 PG_PORT     := 5432
 
-.PHONY: help venv run pg-up test lint check migrate openapi scheduler clean bench-smoke
+.PHONY: help venv run pg-up test lint check migrate openapi scheduler clean bench bench-smoke
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -78,5 +79,8 @@ clean: ## Remove tool caches and __pycache__ directories (keeps var/ and .venv/)
 		\( -name __pycache__ -o -name .pytest_cache -o -name .mypy_cache -o -name .ruff_cache \) \
 		-prune -exec rm -rf {} +
 
-bench-smoke: ## Quick benchmark run (placeholder until bench/ lands)
-	@echo "no benchmarks yet"
+bench: venv pg-up ## The speed goals on SQLite and PostgreSQL at full size (about an hour; bench/README.md)
+	$(VENV_BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-smoke: venv pg-up ## The same benchmarks at tiny sizes (about a minute; never fails on a timing)
+	$(VENV_BIN)/python bench/run.py --smoke $(BENCH_ARGS)
