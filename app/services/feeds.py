@@ -16,20 +16,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import IndicatorPolicy, Platform
-from app.services.platforms import DEFAULT_EXPECTED_INTERVALS, STALE_AFTER_INTERVALS, latest_receipts
-
-
-@dataclass(frozen=True)
-class FreshnessPolicy:
-    stale_after_intervals: float
-    default_intervals_s: dict[str, int]
-
-    def interval_s(self, platform: Platform, kind: str) -> int:
-        configured = (platform.expected_intervals or {}).get(kind)
-        if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
-            return configured
-        return self.default_intervals_s.get(kind, DEFAULT_EXPECTED_INTERVALS.get(kind, 300))
+from app.models import Platform
+from app.services.platforms import (
+    FRESHNESS_KINDS,
+    FreshnessPolicy,
+    freshness_policy,
+    latest_receipts,
+)
 
 
 @dataclass(frozen=True)
@@ -64,27 +57,6 @@ class Feed:
         }
 
 
-async def freshness_policy(session: AsyncSession) -> FreshnessPolicy:
-    """The ``freshness`` row of ``indicator_policy``; the §7.7 defaults where it says nothing."""
-    policy = await session.get(IndicatorPolicy, "freshness")
-    params: dict[str, Any] = dict(policy.params) if policy is not None else {}
-    factor = params.get("stale_after_intervals")
-    defaults = dict(DEFAULT_EXPECTED_INTERVALS)
-    configured = params.get("default_intervals_s")
-    if isinstance(configured, dict):
-        defaults.update(
-            {
-                str(k): int(v)
-                for k, v in configured.items()
-                if isinstance(v, int | float) and not isinstance(v, bool) and v > 0
-            }
-        )
-    stale_after = float(STALE_AFTER_INTERVALS)
-    if isinstance(factor, int | float) and not isinstance(factor, bool) and factor > 0:
-        stale_after = float(factor)
-    return FreshnessPolicy(stale_after, defaults)
-
-
 async def platform_feeds(
     session: AsyncSession, platforms: Sequence[Platform], *, policy: FreshnessPolicy | None = None
 ) -> list[Feed]:
@@ -95,7 +67,7 @@ async def platform_feeds(
     latest = await latest_receipts(session, [p.platform_code for p in platforms])
     feeds: list[Feed] = []
     for platform in sorted(platforms, key=lambda p: p.platform_code):
-        for kind in DEFAULT_EXPECTED_INTERVALS:
+        for kind in FRESHNESS_KINDS:
             newest = latest.get((platform.platform_code, kind))
             if newest is None:
                 continue

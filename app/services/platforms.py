@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,14 +11,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import AppError, NotFound
-from app.models import BatchReceipt, Platform
+from app.models import BatchReceipt, IndicatorPolicy, Platform
 from app.schemas.common import PlatformCreate, PlatformOut, PlatformUpdate
 from app.schemas.types import normalise_region
 from app.security.keys import ServerKey
 from app.security.principal import Principal
 from app.services.query import Keyset, keyset_page, scope_condition
 
-#: §7.7 default expected intervals (s) per kind; a platform's ``expected_intervals`` overrides them
+#: §7.7 expected intervals (s) per kind when the ``freshness`` policy row says nothing; a
+#: platform's ``expected_intervals`` overrides them
 DEFAULT_EXPECTED_INTERVALS: dict[str, int] = {
     "assets": 86_400,
     "logs": 3_600,
@@ -100,12 +102,38 @@ async def update_platform(session: AsyncSession, platform: Platform, change: Pla
 # --- northbound reading (§5) ------------------------------------------------------------------
 
 
-def expected_interval(platform: Platform, kind: str) -> int:
-    """The platform's expected interval for ``kind`` (s), else the §7.7 default."""
-    configured = (platform.expected_intervals or {}).get(kind)
-    if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
-        return configured
-    return DEFAULT_EXPECTED_INTERVALS[kind]
+@dataclass(frozen=True)
+class FreshnessPolicy:
+    """§7.7 as the deployment set it (``indicator_policy`` row ``freshness``): expected intervals
+    per kind and how many of them make a feed stale. One rule for ``/platforms``, the freshness
+    indicator, the ``feed_stale`` warnings and the overview."""
+
+    stale_after_intervals: float = float(STALE_AFTER_INTERVALS)
+    default_intervals_s: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_EXPECTED_INTERVALS))
+
+    def interval_s(self, platform: Platform, kind: str) -> int:
+        """The platform's expected interval for ``kind`` (s), else the deployment's default."""
+        configured = (platform.expected_intervals or {}).get(kind)
+        if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
+            return configured
+        return self.default_intervals_s.get(kind, DEFAULT_EXPECTED_INTERVALS.get(kind, 300))
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+async def freshness_policy(session: AsyncSession) -> FreshnessPolicy:
+    """The ``freshness`` policy row; the §7.7 defaults where it says nothing usable."""
+    policy = await session.get(IndicatorPolicy, "freshness")
+    params: dict[str, Any] = dict(policy.params) if policy is not None else {}
+    defaults = dict(DEFAULT_EXPECTED_INTERVALS)
+    configured = params.get("default_intervals_s")
+    if isinstance(configured, dict):
+        defaults.update({str(k): int(v) for k, v in configured.items() if _positive(v)})
+    factor = params.get("stale_after_intervals")
+    stale_after = float(factor) if isinstance(factor, int | float) and _positive(factor) else None
+    return FreshnessPolicy(stale_after or float(STALE_AFTER_INTERVALS), defaults)
 
 
 async def latest_receipts(
@@ -127,14 +155,16 @@ async def latest_receipts(
 
 
 def freshness_of(
-    platform: Platform, latest: dict[tuple[str, str], datetime], now: datetime
+    platform: Platform, latest: dict[tuple[str, str], datetime], now: datetime, policy: FreshnessPolicy
 ) -> dict[str, dict[str, Any]]:
-    """Per kind: newest receive time, expected interval, and ``stale`` (none, or > 2 intervals old)."""
+    """Per kind: newest receive time, expected interval, and ``stale`` (none, or too many intervals old)."""
     out: dict[str, dict[str, Any]] = {}
     for kind in FRESHNESS_KINDS:
-        interval = expected_interval(platform, kind)
+        interval = policy.interval_s(platform, kind)
         received = latest.get((platform.platform_code, kind))
-        stale = received is None or now - received > timedelta(seconds=STALE_AFTER_INTERVALS * interval)
+        stale = received is None or now - received > timedelta(
+            seconds=policy.stale_after_intervals * interval
+        )
         out[kind] = {"latest_received_at": received, "expected_interval_s": interval, "stale": stale}
     return out
 
@@ -170,8 +200,9 @@ async def list_platforms_page(
     )
     latest = await latest_receipts(session, [p.platform_code for p in rows])
     now = datetime.now(UTC)
+    policy = await freshness_policy(session)
     page: dict[str, Any] = {
-        "items": [platform_out(p, freshness_of(p, latest, now)) for p in rows],
+        "items": [platform_out(p, freshness_of(p, latest, now, policy)) for p in rows],
         "next_cursor": next_cursor,
     }
     if with_total:
@@ -183,4 +214,5 @@ async def read_platform(session: AsyncSession, principal: Principal, code: str) 
     """One platform in scope with its freshness; out of scope is the same 404 as absent."""
     platform = await get_platform(session, code, principal)
     latest = await latest_receipts(session, [platform.platform_code])
-    return platform_out(platform, freshness_of(platform, latest, datetime.now(UTC)))
+    policy = await freshness_policy(session)
+    return platform_out(platform, freshness_of(platform, latest, datetime.now(UTC), policy))

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import ErrorItem, ValidationFailed
 from app.models import IndicatorPolicy, Platform, PointTypeDefinition, Room, ThresholdOverride
+from app.schemas.enums import PointType
 from app.schemas.supervision import IndicatorPolicyPut, ThresholdsPut
 from app.services.environment_states import BOUNDS, mark_for_reevaluation
+from app.services.platforms import FRESHNESS_KINDS
 
 _ROW = (*BOUNDS, "dwell_s", "source")
 
@@ -116,14 +119,42 @@ async def indicator_policy(session: AsyncSession) -> list[dict[str, Any]]:
     ]
 
 
-def _same_shape(new: Any, old: Any) -> bool:
-    if old is None or new is None:
-        return True
-    if isinstance(old, bool) or isinstance(new, bool):
-        return isinstance(old, bool) and isinstance(new, bool)
-    if isinstance(old, int | float):
-        return isinstance(new, int | float)
-    return isinstance(new, type(old))
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _param_problem(name: str, new: Any, old: Any) -> str | None:
+    """Why ``new`` cannot replace the seeded ``old`` value of parameter ``name`` (None: it can).
+
+    Every value an indicator computes with is checked here, so a bad policy is a 422 now, not a
+    500 on every later ``GET /indicators``."""
+    if (
+        name == "datacenters"
+    ):  # PUE bounds per data centre: {"DC1": {"caution_above": 1.2, "fail_above": 1.25}}
+        if not isinstance(new, dict):
+            return "应为对象 {datacenter_code: {caution_above, fail_above}} (expected an object)"
+        for dc, bounds in new.items():
+            if not isinstance(bounds, dict) or not bounds or set(bounds) - {"caution_above", "fail_above"}:
+                return f"{dc}: 只能含 caution_above / fail_above (only caution_above / fail_above)"
+            if not all(_number(v) for v in bounds.values()):
+                return f"{dc}: 限值应为数字 (bounds must be numbers)"
+        return None
+    if name == "default_intervals_s":
+        if not isinstance(new, dict) or set(new) - set(FRESHNESS_KINDS):
+            return f"应为对象，键为 {', '.join(FRESHNESS_KINDS)} (expected an object keyed by kind)"
+        if not all(_number(v) and v > 0 for v in new.values()):
+            return "间隔应为正数 (intervals must be positive numbers)"
+        return None
+    if name == "point_types":
+        known = set(get_args(PointType))
+        if not isinstance(new, list) or not all(isinstance(v, str) and v in known for v in new):
+            return "应为测点类型列表 (expected a list of point types)"
+        return None
+    if old is None:  # an optional number, e.g. a target not set by default
+        return None if new is None or _number(new) else "应为数字或 null (expected a number or null)"
+    if _number(old):
+        return None if _number(new) else "应为数字 (expected a number)"
+    return None if isinstance(new, type(old)) else f"参数类型不符 (expected {type(old).__name__})"
 
 
 async def put_indicator_policy(session: AsyncSession, change: IndicatorPolicyPut) -> list[dict[str, Any]]:
@@ -141,13 +172,8 @@ async def put_indicator_policy(session: AsyncSession, change: IndicatorPolicyPut
                 errors.append(
                     ErrorItem.of(f"policies[{i}].params.{name}", f"未知参数 {name} (unknown parameter)")
                 )
-            elif not _same_shape(value, policy.params[name]):
-                errors.append(
-                    ErrorItem.of(
-                        f"policies[{i}].params.{name}",
-                        f"参数类型不符 (expected {type(policy.params[name]).__name__})",
-                    )
-                )
+            elif (problem := _param_problem(name, value, policy.params[name])) is not None:
+                errors.append(ErrorItem.of(f"policies[{i}].params.{name}", problem))
         if not errors:
             policy.params = {**policy.params, **item.params}
             if item.source is not None:

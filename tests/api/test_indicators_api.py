@@ -205,7 +205,13 @@ async def test_threshold_administration_is_validated(hub: Hub) -> None:
     response = await put("/api/v1/admin/thresholds", json=ok, headers=hub.auth(hub.admin))
     assert response.status_code == 200, response.text
     catalog = data_of(await hub.get("/api/v1/catalog"))
-    assert "70" in str(catalog)  # the catalogue shows the deployment's defaults
+    ups = next(p for p in catalog["point_types"] if p["point_type"] == "ups_load")
+    # the catalogue shows the deployment's defaults, with the reason given
+    assert (ups["thresholds"]["upper_caution"], ups["thresholds"]["upper_critical"], ups["source"]) == (
+        70,
+        85,
+        "运维决定 2026-11",
+    )
     rows = {d["point_type"]: d for d in data_of(await hub.get("/api/v1/admin/thresholds"))["defaults"]}
     assert (
         rows["ups_load"]["upper_caution"],
@@ -216,6 +222,27 @@ async def test_threshold_administration_is_validated(hub: Hub) -> None:
     response = await put("/api/v1/admin/indicator-policy", json=policy, headers=hub.auth(hub.admin))
     assert response.status_code == 200, response.text
     assert next(p for p in data_of(response) if p["code"] == "pue")["params"]["fail_above"] == 1.4
+    # a policy an indicator could not compute with is refused now, naming the parameter
+    for params, loc in [
+        ({"fail_above": None}, "policies[0].params.fail_above"),
+        ({"fail_above": "1.4"}, "policies[0].params.fail_above"),
+        ({"datacenters": {"DC1": {"fail_above": "x"}}}, "policies[0].params.datacenters"),
+        ({"datacenters": {"DC1": {"fail_abve": 1.2}}}, "policies[0].params.datacenters"),
+    ]:
+        response = await put(
+            "/api/v1/admin/indicator-policy",
+            json={"policies": [{"code": "pue", "params": params}]},
+            headers=hub.auth(hub.admin),
+        )
+        assert_error(response, 422, "1002")
+        assert [e["loc"] for e in response.json()["errors"]] == [loc], response.text
+    bad_types = {"policies": [{"code": "env_compliance", "params": {"point_types": ["cold_aisle_tmp"]}}]}
+    response = await put("/api/v1/admin/indicator-policy", json=bad_types, headers=hub.auth(hub.admin))
+    assert_error(response, 422, "1002")
+    hub_node = {"policies": [{"code": "pue", "params": {"datacenters": {"DC1": {"fail_above": 1.25}}}}]}
+    response = await put("/api/v1/admin/indicator-policy", json=hub_node, headers=hub.auth(hub.admin))
+    assert response.status_code == 200, response.text
+    assert (await indicators(hub, platform_code=GZ))["items"][3]["code"] == "pue"  # still computes
     unknown = {"policies": [{"code": "pue", "params": {"fail_abve": 1.4}}]}
     assert_error(
         await put("/api/v1/admin/indicator-policy", json=unknown, headers=hub.auth(hub.admin)), 422, "1002"
@@ -240,3 +267,19 @@ async def test_a_single_sample_is_never_an_excursion_with_a_dwell(hub: Hub) -> N
         "critical",
         "normal",
     ]
+
+
+async def test_a_reporter_cannot_write_into_a_derived_point(hub: Hub) -> None:
+    await hub.create_platform(GZ, "440100")
+    await push_ok(hub, "rooms", batch(GZ, "r-1", [room("R1")]))
+    at = ago(minutes=5)
+    response = await hub.push(
+        "environment",
+        batch(
+            GZ, "e-1", [env("dp~H1", "cold_aisle_dew_point", at, 9.0), env("T1", "cold_aisle_temp", at, 22.0)]
+        ),
+    )
+    assert response.status_code == 200, response.text
+    receipt = response.json()["data"]
+    assert (receipt["accepted"], receipt["rejected"]) == (1, 1)
+    assert receipt["errors"][0]["index"] == 0 and receipt["errors"][0]["loc"].endswith(".point_code")

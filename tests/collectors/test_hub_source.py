@@ -107,7 +107,13 @@ async def _fill_city(city: Hub) -> None:
     ]
     await _push(city, "metrics", GZ, "m1", metrics)
     await _push(city, "rooms", GZ, "r1", [room("R1")])
-    await _push(city, "environment", GZ, "e1", [sample("R1", "T1", "cold_aisle_temp", t, 23.5)])
+    await _push(
+        city,
+        "environment",
+        GZ,
+        "e1",
+        [sample("R1", "T1", "cold_aisle_temp", t, 23.5), sample("R1", "H1", "cold_aisle_rh", t, 50.0)],
+    )
     alarm = {"alarm_id": "A1", "level": 2, "status": "active", "title": "CPU 高", "first_at": rfc3339(t)}
     await _push(city, "alarms", GZ, "al1", [alarm])
 
@@ -164,7 +170,13 @@ async def test_a_hub_source_mirrors_a_city_hub_and_then_only_its_changes(
     samples = await _all(hub, "/api/v1/metrics/samples", platform_code=GZ, **window)
     assert sorted(s["value"] for s in samples) == [float(m) for m in range(10)]
     env = await _all(hub, "/api/v1/environment/samples", platform_code=GZ, **window)
-    assert [(e["room_code"], e["point_code"], e["value"]) for e in env] == [("R1", "T1", 23.5)]
+    their_env = await _all(city, "/api/v1/environment/samples", platform_code=GZ, **window)
+    # the city's derived dew point is not copied (it would be refused): this hub derives the same
+    assert run["rejected"] == 0, run
+    assert sorted((e["point_code"], e["value"], e["derived_from"]) for e in env) == sorted(
+        (e["point_code"], e["value"], e["derived_from"]) for e in their_env
+    )
+    assert {e["point_code"] for e in env} == {"T1", "H1", "dp~H1"}
     alarms = await _all(hub, "/api/v1/alarms", platform_code=GZ)
     assert [(a["alarm_id"], a["status"]) for a in alarms] == [("A1", "active")]
 

@@ -90,7 +90,13 @@ class HubCollector(Collector):
         while True:
             params = {"platform_code": platform_code, "updated_since": token, "limit": str(PAGE)}
             data = _data(await ctx.http.get_json(path, params=params, headers=self._headers()), path)
-            records = [to_record(kind, item) for item in data["items"] if isinstance(item, dict)]
+            # a derived dew point is not mirrored: this hub derives its own from the mirrored
+            # temperature and humidity (and refuses pushes into a derived point's code)
+            records = [
+                to_record(kind, item)
+                for item in data["items"]
+                if isinstance(item, dict) and not item.get("derived_from")
+            ]
             await ctx.emit(kind, records, platform_code=platform_code)
             token = data.get("sync_token")
             if not isinstance(token, str):

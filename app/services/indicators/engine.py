@@ -33,7 +33,7 @@ from app.models import (
 from app.services.buckets import Step
 from app.services.environment_states import CAP_INTERVALS, DEFAULT_INTERVAL_S, usual_interval
 from app.services.metrics import raw_metric_buckets
-from app.services.platforms import FRESHNESS_KINDS, latest_receipts
+from app.services.platforms import FRESHNESS_KINDS, freshness_policy, latest_receipts
 from app.services.rollups import METRICS, rollup_source
 from app.services.thresholds import policy_params
 
@@ -992,18 +992,14 @@ async def utilisation(ctx: Context, raw_retention_days: int) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------- freshness
 async def freshness(ctx: Context) -> dict[str, Any]:
-    params = ctx.policy.get("freshness", {})
-    defaults: dict[str, int] = params.get("default_intervals_s") or {}
-    after = float(params.get("stale_after_intervals", 2))
+    policy = await freshness_policy(ctx.session)
+    after = policy.stale_after_intervals
     latest = await latest_receipts(ctx.session, ctx.codes)
     figures = []
     for p in ctx.platforms:
         components = []
         for kind in FRESHNESS_KINDS:
-            configured = (p.expected_intervals or {}).get(kind)
-            interval = (
-                configured if isinstance(configured, int) and configured > 0 else defaults.get(kind, 300)
-            )
+            interval = policy.interval_s(p, kind)
             received = latest.get((p.platform_code, kind))
             age = (ctx.now - received).total_seconds() if received else None
             status = "no_data" if age is None else ("fail" if age > after * interval else "pass")

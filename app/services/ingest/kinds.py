@@ -40,7 +40,7 @@ from app.schemas.ingest import AssetRecord, SnapshotInfo
 from app.services import log_chain
 from app.services.changes import next_seq, sample_counter, stamp_changes
 from app.services.domestic import DomesticLists, verdicts
-from app.services.environment_states import judge_pushed_samples
+from app.services.environment_states import DERIVED_PREFIX, judge_pushed_samples
 from app.services.ingest.core import BatchContext, Item
 
 ASSET_UID_NAMESPACE = uuid.UUID("014f5156-d3bb-4a1f-b52d-ec5938c65eae")
@@ -728,6 +728,12 @@ class EnvironmentHandler(KindHandler):
 
     def check_static(self, ctx: BatchContext, item: Item) -> None:
         self._check_age(ctx, item, "ts", self.settings.retention_environment_days)
+        if item.record.point_code.startswith(DERIVED_PREFIX):
+            item.reject(
+                ".point_code",
+                f"以 {DERIVED_PREFIX!r} 开头的测点编码留给中心推算的露点，请换一个编码 "
+                f"(point codes starting with {DERIVED_PREFIX!r} are the hub's derived dew points)",
+            )
 
     async def check(self, session: AsyncSession, ctx: BatchContext, items: list[Item]) -> None:
         self._stored_points: dict[tuple[str, str], dict[str, Any]] = {}
