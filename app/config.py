@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     public_base_path: str = ""
     trusted_proxies: list[str] = Field(default_factory=list)
 
+    #: freeze start-up objects and collect garbage less often while serving (app/main.py)
+    gc_tuning: bool = True
+
     # push limits (§4)
     max_records_per_batch: int = 10_000
     max_body_bytes: int = 32 * 1024 * 1024

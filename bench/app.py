@@ -13,7 +13,6 @@ mounts these routes.
 from __future__ import annotations
 
 import gc
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -125,13 +124,9 @@ class BenchDispatcher:
 def create_bench_app(settings: Settings | None = None) -> BenchDispatcher:
     """The hub as ``supervision-hub serve --no-scheduler`` builds it, with the bare routes beside it.
 
-    The garbage collector is timed (``/bench/bare/gc``); ``BENCH_GC_FREEZE=1`` (``run.py
-    --gc-freeze``, an experiment, not the production setup) moves everything alive after start-up
-    out of the collector's reach with ``gc.freeze()``.
+    The garbage collector is timed (``/bench/bare/gc``); it is tuned as in production
+    (``SUPHUB_GC_TUNING``, ``run.py --gc-defaults`` to compare with CPython's defaults).
     """
     dispatcher = BenchDispatcher(create_app(settings or Settings(), run_jobs=False))
     gc.callbacks.append(_gc_timer)
-    if os.environ.get("BENCH_GC_FREEZE") == "1":
-        gc.collect()
-        gc.freeze()
     return dispatcher

@@ -1126,8 +1126,8 @@ async def run_database(
                 ).decode(),
                 "SUPHUB_RATE_LIMIT_IP": unlimited,
             }
-            if args.gc_freeze:
-                env["BENCH_GC_FREEZE"] = "1"
+            if args.gc_defaults:
+                env["SUPHUB_GC_TUNING"] = "false"
             with hub_server(env, tmp) as server:
                 log(f"=== {kind}: hub on {server.base} (uvicorn pid {server.pid})")
                 hub = Hub(server, admin["bearer"], settings)
@@ -1234,9 +1234,9 @@ async def main() -> int:
     parser.add_argument("--exports", help="export formats ('' for none)")
     parser.add_argument("--output", help="JSON path (default bench/results/<date>[-smoke].json)")
     parser.add_argument(
-        "--gc-freeze",
+        "--gc-defaults",
         action="store_true",
-        help="experiment: the server calls gc.freeze() after start-up (not how production runs)",
+        help="experiment: the server keeps CPython's garbage collector defaults (SUPHUB_GC_TUNING=false)",
     )
     args = parser.parse_args()
     sizes = SMOKE if args.smoke else Sizes()
@@ -1252,7 +1252,7 @@ async def main() -> int:
     summary: dict[str, Any] = {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "smoke": args.smoke,
-        "gc_freeze_experiment": args.gc_freeze,
+        "gc_defaults_experiment": args.gc_defaults,
         "started": datetime.now(UTC).isoformat(),
         "machine": machine(),
         "sizes": asdict(sizes),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, select, text, true, tuple_
+from sqlalchemy import String, bindparam, func, or_, select, text, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,31 @@ def chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield rows[start : start + size]
 
 
+def bind_column(values: list[Any], process: Callable[[Any], Any] | None) -> list[Any]:
+    """``values`` through a column's bind processor, each distinct value processed once.
+
+    A batch repeats the same few values down a column (one collection time for thousands of
+    samples, the same ``received_at`` on every row), and a processor (UTC conversion, then
+    SQLite's text form) costs more than the write of the value. Unhashable values (JSON
+    documents) are processed once per object (the values list keeps them alive, so no id is
+    reused during the call).
+    """
+    if process is None:
+        return values
+    try:
+        distinct = dict.fromkeys(values)
+    except TypeError:
+        by_object = {id(v): v for v in values}
+        if len(by_object) == len(values):
+            return [process(v) for v in values]
+        bound_objects = {k: process(v) for k, v in by_object.items()}
+        return [bound_objects[id(v)] for v in values]
+    if len(distinct) == len(values):
+        return [process(v) for v in values]
+    bound = {v: process(v) for v in distinct}
+    return [bound[v] for v in values]
+
+
 async def upsert_rows(
     session: AsyncSession,
     table: Any,
@@ -32,8 +57,12 @@ async def upsert_rows(
     *,
     key: Sequence[str],
     update: Sequence[str] | None = None,
+    unless_newer: str | None = None,
 ) -> None:
     """``INSERT … ON CONFLICT (key) DO UPDATE`` (or ``DO NOTHING`` with ``update=[]``).
+
+    ``unless_newer`` names a time column: a stored row whose value there is newer than the
+    incoming row's is left as it is (``DO UPDATE … WHERE stored IS NULL OR stored <= incoming``).
 
     Rows must already be de-duplicated and sorted by ``key`` so concurrent batches take row
     locks in the same order and cannot deadlock. SQLite: one statement executed for many
@@ -47,17 +76,19 @@ async def upsert_rows(
     update_cols = [c for c in columns if c not in key] if update is None else list(update)
     if dialect_name(session) == "postgresql":
         for part in chunks(rows, _UNNEST_CHUNK):
-            await _pg_upsert_unnest(session, table, part, columns, key, update_cols)
+            await _pg_upsert_unnest(session, table, part, columns, key, update_cols, unless_newer)
         return
     dialect = session.get_bind().dialect
-    sql, order = _sqlite_upsert_sql(dialect, table, tuple(columns), tuple(key), tuple(update_cols))
+    sql, order = _sqlite_upsert_sql(
+        dialect, table, tuple(columns), tuple(key), tuple(update_cols), unless_newer
+    )
     # bound column by column with each column's own processors (what executemany would apply row
     # by row, dict by dict), then handed to the driver's executemany as tuples
     processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in order]
     connection = await session.connection()
     for part in chunks(rows, _EXECUTEMANY_CHUNK):
         values = [
-            [row[c] for row in part] if process is None else [process(row[c]) for row in part]
+            bind_column([row[c] for row in part], process)
             for c, process in zip(order, processors, strict=True)
         ]
         await connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
@@ -84,7 +115,7 @@ async def execute_many(session: AsyncSession, statement: Any, rows: Sequence[dic
             bind = compiled.binds[name]
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             values = [row[name] for row in part] if name in part[0] else [bind.effective_value] * len(part)
-            columns.append(values if process is None else [process(v) for v in values])
+            columns.append(bind_column(values, process))
         await connection.exec_driver_sql(compiled.string, list(zip(*columns, strict=True)))
 
 
@@ -92,17 +123,26 @@ _SQLITE_UPSERTS: dict[tuple[Any, ...], tuple[str, list[str]]] = {}
 
 
 def _sqlite_upsert_sql(
-    dialect: Any, table: Any, columns: tuple[str, ...], key: tuple[str, ...], update_cols: tuple[str, ...]
+    dialect: Any,
+    table: Any,
+    columns: tuple[str, ...],
+    key: tuple[str, ...],
+    update_cols: tuple[str, ...],
+    unless_newer: str | None,
 ) -> tuple[str, list[str]]:
     """The compiled ``INSERT … ON CONFLICT`` and the order of its parameters (cached per shape)."""
-    cache_key = (table.name, columns, key, update_cols)
+    cache_key = (table.name, columns, key, update_cols, unless_newer)
     cached = _SQLITE_UPSERTS.get(cache_key)
     if cached is not None:
         return cached
     stmt = sqlite_insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
     if update_cols:
+        guard = None
+        if unless_newer is not None:
+            stored = table.c[unless_newer]
+            guard = or_(stored.is_(None), stored <= stmt.excluded[unless_newer])
         stmt = stmt.on_conflict_do_update(
-            index_elements=list(key), set_={c: stmt.excluded[c] for c in update_cols}
+            index_elements=list(key), set_={c: stmt.excluded[c] for c in update_cols}, where=guard
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
@@ -121,6 +161,7 @@ async def _pg_upsert_unnest(
     columns: Sequence[str],
     key: Sequence[str],
     update_cols: Sequence[str],
+    unless_newer: str | None = None,
 ) -> None:
     """``INSERT … SELECT … FROM unnest(<one array per column>) ON CONFLICT …``: one round trip.
 
@@ -137,8 +178,7 @@ async def _pg_upsert_unnest(
     for n, name in enumerate(columns):
         impl = table.c[name].type.dialect_impl(dialect)
         process = impl.bind_processor(dialect)
-        values = [row[name] for row in rows]
-        params[f"p{n}"] = [process(v) for v in values] if process is not None else values
+        params[f"p{n}"] = bind_column([row[name] for row in rows], process)
         sql_type = impl.compile(dialect=dialect)
         if sql_type in {"JSON", "JSONB"}:  # documents travel as text, cast row by row
             arrays.append(f"CAST(:p{n} AS TEXT[])")
@@ -150,6 +190,9 @@ async def _pg_upsert_unnest(
     conflict = ", ".join(f'"{c}"' for c in key)
     if update_cols:
         action = "DO UPDATE SET " + ", ".join(f'"{c}" = excluded."{c}"' for c in update_cols)
+        if unless_newer is not None:
+            stored = f'"{table.name}"."{unless_newer}"'
+            action += f' WHERE {stored} IS NULL OR {stored} <= excluded."{unless_newer}"'
     else:
         action = "DO NOTHING"
     statement = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -23,6 +24,15 @@ def parse_rfc3339(value: Any) -> datetime:
             raise ValueError("时间超出范围 (time out of range)") from None
     if not isinstance(value, str):
         raise ValueError("应为 RFC 3339 时间字符串 (expected an RFC 3339 time string)")
+    return _parse_rfc3339_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_rfc3339_text(value: str) -> datetime:
+    """The text form, cached: a batch carries the same few collection times thousands of times.
+
+    A refused text raises every time (exceptions are not cached); datetimes are immutable.
+    """
     match = _RFC3339.match(value)
     if match is None:
         if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", value):

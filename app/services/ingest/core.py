@@ -22,6 +22,9 @@ class Item:
     #: the kind's record model (``RoomRecord``, ``AssetRecord``…) once valid
     record: Any = None
     errors: list[ErrorItem] = field(default_factory=list)
+    #: the kind's key (``KindHandler.key``), set when the batch is de-duplicated; the write
+    #: receives only de-duplicated items
+    key: tuple[Any, ...] = ()
 
     @property
     def ok(self) -> bool:

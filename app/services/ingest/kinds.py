@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import BigInteger, Table, and_, any_, bindparam, delete, or_, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -35,7 +34,7 @@ from app.models import (
     MetricSeries,
     Room,
 )
-from app.repositories.bulk import chunks, execute_many, key_in, lock_platform, rows_by_key, upsert_rows
+from app.repositories.bulk import chunks, key_in, lock_platform, rows_by_key, upsert_rows
 from app.schemas.ingest import AssetRecord, SnapshotInfo
 from app.services import log_chain
 from app.services.changes import next_seq, sample_counter, stamp_changes
@@ -86,6 +85,7 @@ class KindHandler:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._bounds: dict[tuple[datetime, int], tuple[datetime, datetime]] = {}
 
     def key(self, item: Item) -> tuple[Any, ...]:
         raise NotImplementedError
@@ -106,18 +106,30 @@ class KindHandler:
     def _check_age(self, ctx: BatchContext, item: Item, name: str, retention_days: int) -> None:
         assert item.record is not None
         ts: datetime = getattr(item.record, name)
-        if ts > ctx.now + timedelta(seconds=self.settings.future_tolerance_s):
+        latest, earliest = self._age_bounds(ctx.now, retention_days)
+        if ts > latest:
             item.reject(
                 f".{name}",
                 f"时间超前超过 {self.settings.future_tolerance_s // 60} 分钟 "
                 f"(more than {self.settings.future_tolerance_s} s in the future)",
             )
-        elif ts < ctx.now - timedelta(days=retention_days):
+        elif ts < earliest:
             item.reject(
                 f".{name}",
                 f"时间早于原始数据保留期 {retention_days} 天 "
                 f"(older than the raw retention of {retention_days} days)",
             )
+
+    def _age_bounds(self, now: datetime, retention_days: int) -> tuple[datetime, datetime]:
+        """The newest and oldest acceptable times at ``now`` (worked out once per batch)."""
+        cached = self._bounds.get((now, retention_days))
+        if cached is None:
+            cached = (
+                now + timedelta(seconds=self.settings.future_tolerance_s),
+                now - timedelta(days=retention_days),
+            )
+            self._bounds[(now, retention_days)] = cached
+        return cached
 
     async def _warn_unknown_assets(self, session: AsyncSession, ctx: BatchContext, items: list[Item]) -> None:
         """Records may name assets the hub has not seen yet; say so once, they are still kept."""
@@ -574,8 +586,14 @@ class LogsHandler(KindHandler):
 
 
 # --------------------------------------------------------------------------------------------
+#: the labels of a series without labels (one shared object: its JSON form is bound once per batch)
+_NO_LABELS: dict[str, str] = {}
+
+
 def labels_key(labels: dict[str, str] | None) -> str:
-    return orjson.dumps(labels or {}, option=orjson.OPT_SORT_KEYS).decode()
+    if not labels:
+        return "{}"
+    return orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def series_id(platform_code: str, metric: str, asset_id: str, key: str) -> int:
@@ -609,42 +627,34 @@ class MetricsHandler(KindHandler):
                 )
 
     async def write(self, session: AsyncSession, ctx: BatchContext, items: list[Item]) -> None:
+        platform, now = ctx.platform_code, ctx.now
         series: dict[int, dict[str, Any]] = {}
         samples: list[dict[str, Any]] = []
-        for item in items:
-            metric, asset, lkey, ts = self.key(item)
-            sid = series_id(ctx.platform_code, metric, asset, lkey)
-            if sid not in series:
+        for item in items:  # sorted by key: a series' samples come together, oldest first
+            metric, asset, lkey, ts = item.key
+            sid = series_id(platform, metric, asset, lkey)
+            value = item.record.value
+            known = series.get(sid)
+            if known is None:
                 series[sid] = {
-                    "platform_code": ctx.platform_code,
+                    "platform_code": platform,
                     "series_id": sid,
                     "metric": metric,
                     "asset_id": asset,
-                    "labels": item.record.labels or {},
+                    "labels": item.record.labels or _NO_LABELS,
                     "labels_key": lkey,
-                    "created_at": ctx.now,
+                    "created_at": now,
+                    "last_ts": ts,
+                    "last_value": value,
                 }
+            else:  # the newest sample of the batch is the series' candidate newest value
+                known["last_ts"], known["last_value"] = ts, value
             samples.append(
-                {
-                    "platform_code": ctx.platform_code,
-                    "series_id": sid,
-                    "ts": ts,
-                    "value": item.record.value,
-                    "received_at": ctx.now,
-                }
+                {"platform_code": platform, "series_id": sid, "ts": ts, "value": value, "received_at": now}
             )
-        # a series is registered once: later batches read which exist instead of re-sending
-        # every series row to a DO NOTHING upsert (the insert below still settles a race)
-        known = await self._known_series(session, ctx.platform_code, sorted(series))
-        await upsert_rows(
-            session,
-            MetricSeries.__table__,
-            [series[k] for k in sorted(series) if k not in known],
-            key=("platform_code", "series_id"),
-            update=[],
-        )
+        await self._register_series(session, platform, [series[k] for k in sorted(series)])
         samples.sort(key=lambda r: (r["series_id"], r["ts"]))
-        seq = await next_seq(session, sample_counter("metric_sample", ctx.platform_code))
+        seq = await next_seq(session, sample_counter("metric_sample", platform))
         for row in samples:
             row["change_seq"] = seq
         await upsert_rows(
@@ -654,66 +664,48 @@ class MetricsHandler(KindHandler):
             key=("platform_code", "series_id", "ts"),
             update=["value", "received_at", "change_seq"],
         )
-        await self._keep_latest(session, ctx, samples)
         await self._warn_unknown_assets(session, ctx, items)
 
-    @staticmethod
-    async def _known_series(session: AsyncSession, platform_code: str, ids: list[int]) -> set[int]:
-        """Which of ``ids`` the platform's series table already holds."""
-        column = MetricSeries.series_id
-        known: set[int] = set()
-        if dialect_name(session) == "postgresql":
-            for part in chunks(ids, 10_000):
-                wanted = bindparam("ids", value=list(part), type_=PG_ARRAY(BigInteger))
-                result = await session.execute(
-                    select(column).where(MetricSeries.platform_code == platform_code, column == any_(wanted))
-                )
-                known.update(result.scalars())
-            return known
-        for part in chunks(ids, _IN_CHUNK):
-            result = await session.execute(
-                select(column).where(MetricSeries.platform_code == platform_code, column.in_(part))
-            )
-            known.update(result.scalars())
-        return known
 
     @staticmethod
-    async def _keep_latest(session: AsyncSession, ctx: BatchContext, samples: list[dict[str, Any]]) -> None:
-        """Each series' newest sample, unless it already holds a newer one (a late or old sample)."""
-        newest: dict[int, dict[str, Any]] = {}
-        for row in samples:  # sorted by (series, ts): the last row of a series is its newest
-            newest[row["series_id"]] = row
-        ordered = sorted(newest.items())
+    async def _register_series(session: AsyncSession, platform: str, rows: list[dict[str, Any]]) -> None:
+        """New series inserted, and each series' newest value moved to its newest sample in the batch.
+
+        A series that already holds a newer sample (a late or old batch) keeps it. Rows come in
+        series order, so concurrent batches take the series' row locks in the same order.
+        SQLite: one ``INSERT … ON CONFLICT DO UPDATE … WHERE`` for all. PostgreSQL: an ``UPDATE``
+        of the stored series first (half the cost of the upsert, and ``fillfactor`` leaves room
+        for heap-only updates), which also answers which exist; the rest are inserted.
+        """
         if dialect_name(session) == "postgresql":
-            # one statement over arrays, not one execution per series (asyncpg's executemany);
-            # writers of a platform are already serialised by its sample counter (next_seq)
-            await session.execute(
+            result = await session.execute(
                 text(
-                    "UPDATE metric_series AS s SET last_ts = u.ts, last_value = u.value "
+                    "UPDATE metric_series AS s SET "
+                    "last_ts = CASE WHEN s.last_ts IS NULL OR s.last_ts <= u.ts "
+                    "THEN u.ts ELSE s.last_ts END, "
+                    "last_value = CASE WHEN s.last_ts IS NULL OR s.last_ts <= u.ts "
+                    "THEN u.value ELSE s.last_value END "
                     "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:ts AS TIMESTAMPTZ[]), "
                     "CAST(:vals AS FLOAT8[])) AS u(series_id, ts, value) "
                     "WHERE s.platform_code = :platform AND s.series_id = u.series_id "
-                    "AND (s.last_ts IS NULL OR s.last_ts <= u.ts)"
+                    "RETURNING s.series_id"
                 ),
                 {
-                    "platform": ctx.platform_code,
-                    "ids": [k for k, _ in ordered],
-                    "ts": [r["ts"] for _, r in ordered],
-                    "vals": [r["value"] for _, r in ordered],
+                    "platform": platform,
+                    "ids": [r["series_id"] for r in rows],
+                    "ts": [r["last_ts"] for r in rows],
+                    "vals": [r["last_value"] for r in rows],
                 },
             )
-            return
-        table: Table = MetricSeries.__table__  # type: ignore[assignment]
-        await execute_many(
+            stored = set(result.scalars())
+            rows = [r for r in rows if r["series_id"] not in stored]
+        await upsert_rows(
             session,
-            update(table)
-            .where(
-                table.c.platform_code == ctx.platform_code,
-                table.c.series_id == bindparam("b_series"),
-                or_(table.c.last_ts.is_(None), table.c.last_ts <= bindparam("b_ts")),
-            )
-            .values(last_ts=bindparam("b_ts"), last_value=bindparam("b_value")),
-            [{"b_series": k, "b_ts": r["ts"], "b_value": r["value"]} for k, r in ordered],
+            MetricSeries.__table__,
+            rows,
+            key=("platform_code", "series_id"),
+            update=["last_ts", "last_value"],
+            unless_newer="last_ts",
         )
 
 

@@ -209,12 +209,13 @@ class IngestService:
         self, handler: KindHandler, ctx: BatchContext, records: list[Any], *, scan_nul: bool
     ) -> list[Item]:
         model: type[Record] = RECORD_MODELS[ctx.kind]
-        known = set(model.model_fields)
+        known = frozenset(model.model_fields)
+        not_nullable = model.not_nullable
+        validate = model.model_validate
         items: list[Item] = []
         for index, raw in enumerate(records):
             item = Item(index, raw)
             items.append(item)
-            prefix = f"records[{index}]"
             if not isinstance(raw, dict):
                 item.reject("", "记录应为 JSON 对象 (a record must be a JSON object)")
                 continue
@@ -223,19 +224,25 @@ class IngestService:
                 for path in nul_paths:
                     item.reject(path, "字符串不能包含 NUL 字符 \\u0000 (strings must not contain NUL)")
                 continue
-            nulls = [k for k in model.not_nullable if k in raw and raw[k] is None]
             try:
-                item.record = model.model_validate(raw)
+                item.record = validate(raw)
             except ValidationError as exc:
-                item.errors.extend(errors_of(exc, index=index, prefix=prefix))
+                item.errors.extend(errors_of(exc, index=index, prefix=f"records[{index}]"))
+            nulls = [k for k in not_nullable if k in raw and raw[k] is None]
             for name in sorted(nulls):
-                if item.record is not None or not any(e["loc"] == f"{prefix}.{name}" for e in item.errors):
+                if item.record is not None or not any(
+                    e["loc"] == f"records[{index}].{name}" for e in item.errors
+                ):
                     item.reject(f".{name}", "该字段不能为 null (this field cannot be null)")
             if item.errors:
                 continue
-            unknown = sorted(k for k in raw if k not in known)
+            unknown = raw.keys() - known
             if unknown:
-                ctx.warn(prefix, f"忽略未知字段 (unknown fields ignored): {', '.join(unknown)}", index)
+                ctx.warn(
+                    f"records[{index}]",
+                    f"忽略未知字段 (unknown fields ignored): {', '.join(sorted(unknown))}",
+                    index,
+                )
             handler.check_static(ctx, item)
         return items
 
@@ -315,7 +322,7 @@ class IngestService:
         for item in items:
             if not item.ok:
                 continue
-            key = handler.key(item)
+            key = item.key = handler.key(item)
             earlier = last.get(key)
             if earlier is not None:
                 ctx.warn(
