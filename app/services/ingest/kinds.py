@@ -282,7 +282,7 @@ class AssetsHandler(KindHandler):
                 {
                     "platform_code": ctx.platform_code,
                     "asset_id": asset_id,
-                    "asset_uid": asset_uid(ctx.platform_code, asset_id),
+                    "asset_uid": asset_uid(ctx.platform_code, asset_id) if old is None else old["asset_uid"],
                     **{f: merged[f] for f in tracked},
                     "is_domestic": merged["is_domestic"],
                     "domestic": domestic,
