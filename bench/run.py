@@ -698,10 +698,22 @@ async def push_metrics(hub: Hub, db: Database, sizes: Sizes) -> list[Result]:
     ]
 
 
-async def bulk_samples(db: Database, per_client: list[list[list[tuple[Any, ...]]]]) -> float:
-    """Seconds to write every batch of every client concurrently, one transaction per batch."""
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bulk_samples(
+    db: Database, per_client: list[list[list[tuple[Any, ...]]]], cpu: dict[str, float] | None = None
+) -> float:
+    """Seconds to write every batch of every client concurrently, one transaction per batch.
+
+    ``cpu`` (PostgreSQL) receives ``db_s``: the CPU seconds its server processes spent on it.
+    """
     if db.kind == "postgres":
         conns = [await asyncpg.connect(db.dsn) for _ in per_client]
+        pids = [conn.get_server_pid() for conn in conns]
         try:
             for conn in conns:
                 await conn.execute(
@@ -733,13 +745,20 @@ async def bulk_samples(db: Database, per_client: list[list[list[tuple[Any, ...]]
                         )
 
             started = time.perf_counter()
+            cpu_before = sum(process_cpu_s(pid) for pid in pids)
             await asyncio.gather(*(one(c, b) for c, b in zip(conns, per_client, strict=True)))
-            return time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            if cpu is not None:
+                cpu["db_s"] = sum(process_cpu_s(pid) for pid in pids) - cpu_before
+            return seconds
         finally:
             for conn in conns:
                 await conn.close()
     assert db.sqlite_path is not None
     path = db.sqlite_path
+    # SQLite has one writer: threads that wait on its busy handler sleep in growing steps and the
+    # database idles meanwhile, so the best this machine can do is the writers taking turns
+    one_writer = threading.Lock()
 
     def one_thread(batches: list[list[tuple[Any, ...]]]) -> None:
         conn = sqlite3.connect(path, isolation_level=None, timeout=60)
@@ -757,15 +776,16 @@ async def bulk_samples(db: Database, per_client: list[list[list[tuple[Any, ...]]
                     )
                     for p, s, ts, v, rec, seq in rows
                 ]
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(
-                    "INSERT INTO metric_sample (platform_code, series_id, ts, value, received_at, "
-                    "change_seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform_code, series_id, ts) "
-                    "DO UPDATE SET value = excluded.value, received_at = excluded.received_at, "
-                    "change_seq = excluded.change_seq",
-                    stored,
-                )
-                conn.execute("COMMIT")
+                with one_writer:  # queued for SQLite's one write lock, not polling it (busy sleeps)
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany(
+                        "INSERT INTO metric_sample (platform_code, series_id, ts, value, received_at, "
+                        "change_seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform_code, series_id, ts) "
+                        "DO UPDATE SET value = excluded.value, received_at = excluded.received_at, "
+                        "change_seq = excluded.change_seq",
+                        stored,
+                    )
+                    conn.execute("COMMIT")
         finally:
             conn.close()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import statistics
 import sys
 import tempfile
 import time
@@ -49,7 +50,7 @@ from app.schemas.ingest import RECORD_MODELS  # noqa: E402
 from app.services.ingest.core import BatchContext  # noqa: E402
 from app.services.ingest.kinds import HANDLERS  # noqa: E402
 from app.services.ingest.service import IngestService  # noqa: E402
-from bench.run import PG_DSN, asset_records, metric_records, sample_rows  # noqa: E402
+from bench.run import PG_DSN, asset_records, metric_records, process_cpu_s, sample_rows  # noqa: E402
 
 
 def per_batch(fn: Callable[[], Any], repeat: int) -> float:
@@ -122,6 +123,9 @@ async def measure(url: str, tmp: Path, args: Any, pg_name: str | None) -> None:
     for kind, n in (("metrics", 5000), ("assets", 1000)):
         await measure_kind(kind, n, service, settings, args, url, pg_name)
     await engine.dispose()
+    if CPU_LINES:
+        print("\nCPU per batch (median): what a saturated machine pays for one batch")
+        print("\n".join(CPU_LINES))
 
 
 async def measure_kind(
@@ -165,24 +169,63 @@ async def measure_kind(
     items = service._validate(handler, ctx(), raw, scan_nul=False)
     dedupe_ms = per_batch(lambda: service._deduplicate(handler, ctx(), items), args.batches)
     accept = []
-    for body in bodies:
+    accept_cpu: list[tuple[float, float]] = []  # (this process, the database server) per batch
+    for number, body in enumerate(bodies):
+        pids = await server_pids(pg_name) if number else []  # the pool is warm after batch 0
+        cpu_before = (time.process_time(), sum(process_cpu_s(pid) for pid in pids))
         started = time.perf_counter()
         outcome = await service.accept_batch(kind, body, reporter="walls", authorize=lambda p: None)
         accept.append(time.perf_counter() - started)
+        if number:
+            db_s = sum(process_cpu_s(pid) for pid in pids) - cpu_before[1]
+            accept_cpu.append((time.process_time() - cpu_before[0], db_s))
         assert outcome.receipt["accepted"] == n, outcome.receipt
     accept_ms = min(accept) * 1000
-    baseline_ms = await baseline(kind, url, pg_name, raw, n, args.batches, base)
+    baseline_ms, baseline_cpu = await baseline(kind, url, pg_name, raw, n, args.batches, base)
     print(
         f"{kind:<9}{n:>8}{json_ms:>8.1f}{validate_ms:>10.1f}{service_ms:>11.1f}{dedupe_ms:>8.1f}"
         f"{accept_ms:>9.1f}{baseline_ms:>10.1f}{validate_ms * 1000 / n:>17.1f}"
         f"{accept_ms * 1000 / n:>15.1f}{baseline_ms * 1000 / n:>13.1f}"
     )
+    if baseline_cpu is not None:
+        py_ms = statistics.median(c[0] for c in accept_cpu) * 1000
+        db_ms = statistics.median(c[1] for c in accept_cpu) * 1000
+        base_py, base_db = (statistics.median(c[i] for c in baseline_cpu) * 1000 for i in (0, 1))
+        CPU_LINES.append(
+            f"{kind:<9}{n:>8}  accept: {py_ms:6.1f} ms Python + {db_ms:6.1f} ms database = "
+            f"{py_ms + db_ms:6.1f} ms;  baseline: {base_py:6.1f} + {base_db:6.1f} = "
+            f"{base_py + base_db:6.1f} ms"
+            f"  (×{(base_py + base_db) / (py_ms + db_ms):.2f})"
+        )
+
+
+#: CPU per batch, printed after the table (metrics only: the assets baseline opens its own connections)
+CPU_LINES: list[str] = []
+
+
+async def server_pids(pg_name: str | None) -> list[int]:
+    """PostgreSQL: the server processes of the database's open connections (the pool's)."""
+    if pg_name is None:
+        return []
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'",
+            pg_name,
+        )
+    finally:
+        await conn.close()
+    return [row["pid"] for row in rows]
 
 
 async def baseline(
     kind: str, url: str, pg_name: str | None, raw: list[Any], n: int, repeat: int, base: datetime
-) -> float:
-    """The fastest bulk write of one batch's rows (samples; for assets, the stored rows copied)."""
+) -> tuple[float, list[tuple[float, float]] | None]:
+    """The fastest bulk write of one batch's rows (samples; for assets, the stored rows copied).
+
+    Milliseconds per batch and, for samples, the CPU seconds per batch of this process (SQLite
+    writes here too) and of the database server (PostgreSQL).
+    """
     from bench.run import Database, Sizes, bulk_assets, bulk_samples
 
     if pg_name is not None:
@@ -191,13 +234,18 @@ async def baseline(
         db = Database("sqlite", url, sqlite_path=url.split("///", 1)[1])
     if kind == "assets":  # every pushed batch's stored rows, inserted then updated, per batch
         seconds, _ = await bulk_assets(db, "WALL-01", "WALL-02", Sizes(asset_batch=n))
-        return seconds / (2 * repeat) * 1000
+        return seconds / (2 * repeat) * 1000, None
     best = float("inf")
+    cpu: list[tuple[float, float]] = []
     for b in range(repeat):
         records = metric_records(b, n, base - timedelta(minutes=60))
         rows = sample_rows("WALL-02", records, b + 1, datetime.now(UTC))
-        best = min(best, await bulk_samples(db, [[rows]]))
-    return best * 1000
+        server: dict[str, float] = {}
+        py_before = time.process_time()
+        best = min(best, await bulk_samples(db, [[rows]], server))
+        # this process's CPU includes connecting; the server's is the writes alone
+        cpu.append((time.process_time() - py_before, server.get("db_s", 0.0)))
+    return best * 1000, cpu
 
 
 if __name__ == "__main__":
