@@ -691,7 +691,7 @@ async def push_metrics(hub: Hub, db: Database, sizes: Sizes) -> list[Result]:
                     "one transaction, as many concurrent connections as clients"
                     if db.kind == "postgres"
                     else "per batch: one-transaction executemany of INSERT … ON CONFLICT DO UPDATE, "
-                    "as many threads as clients"
+                    "as many threads as clients, taking turns for the write lock"
                 ),
             },
         )
