@@ -92,6 +92,17 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def create_write_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose transaction, when it starts, takes SQLite's write lock (``BEGIN IMMEDIATE``).
+
+    For requests that read and then write: a transaction that began as a reader cannot become a
+    writer once another connection has committed (SQLite answers "database is locked" at once,
+    without waiting), so it asks for the lock up front and waits its turn. Nothing changes on
+    PostgreSQL. The transaction still starts only when the session is first used.
+    """
+    return create_sessionmaker(engine.execution_options(**{_IMMEDIATE: True}))
+
+
 @asynccontextmanager
 async def write_session(
     sessionmaker: async_sessionmaker[AsyncSession],

@@ -39,7 +39,7 @@ from app.api.middleware import (
 from app.collectors.runner import CollectorRunner
 from app.collectors.scheduler import build_scheduler
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, create_write_sessionmaker
 from app.errors import install_error_handlers
 from app.security.audit import AuditWriter
 from app.security.keys import server_key_for
@@ -130,6 +130,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.write_sessionmaker = create_write_sessionmaker(engine)
     app.state.audit_writer = AuditWriter(app.state.sessionmaker, settings.data_dir)
     app.state.rate_limiter = RateLimiter(settings, engine)
     install_error_handlers(app)

@@ -30,9 +30,17 @@ def server_key_of(request: Request) -> ServerKey:
     return server_key_for(request.app.state)
 
 
+#: methods whose session may write: on SQLite its transaction takes the write lock when it starts
+_WRITING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, committed before the answer is sent (``scope="function"``)."""
-    async with sessionmaker_of(request)() as session:
+    if request.method in _WRITING_METHODS:
+        maker: async_sessionmaker[AsyncSession] = request.app.state.write_sessionmaker
+    else:
+        maker = sessionmaker_of(request)
+    async with maker() as session:
         try:
             yield session
         except BaseException:

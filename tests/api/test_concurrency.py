@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
 
 from app.models import LogRecord, MetricSample
 from tests.helpers import Hub, batch, now_utc, rfc3339, vm
@@ -101,3 +106,48 @@ async def test_the_same_batch_sent_twice_at_once_is_stored_once(hub: Hub) -> Non
     assert replays.count("true") == 1
     assert first.json()["data"]["accepted"] == second.json()["data"]["accepted"] == 200
     assert len(await hub.assets()) == 200
+
+
+async def test_a_request_that_reads_then_writes_is_not_refused_when_another_writer_commits_between(
+    hub: Hub, app: Any, settings: Settings
+) -> None:
+    """SQLite: a transaction that began as a reader cannot become a writer once another connection
+    has committed ("database is locked" at once, no waiting). Revoking a key reads it, then writes;
+    here another process commits a write right after every read of the key table. The request
+    must take the write lock when its transaction starts, so the interloper waits instead."""
+    if settings.resolved_database_url.startswith("postgresql"):
+        pytest.skip("SQLite's locking: PostgreSQL writers never fail this way")
+    key = await hub.create_client("regulator", regions=["44"])
+    app_key = key.split(".", 1)[0]
+    path = settings.resolved_database_url.split("///", 1)[1]
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE IF NOT EXISTS test_interloper (n INTEGER)")
+    interloped: list[str] = []
+
+    def interloper(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip().upper().startswith("SELECT") or " client" not in statement:
+            return
+        other = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("INSERT INTO test_interloper VALUES (1)")
+            other.execute("COMMIT")
+            interloped.append("committed")
+        except sqlite3.OperationalError:
+            interloped.append("waited")  # the request holds the write lock, as it should
+        finally:
+            other.close()
+
+    sync_engine = app.state.engine.sync_engine
+    event.listen(sync_engine, "after_cursor_execute", interloper)
+    try:
+        answer = await hub.http.delete(f"/api/v1/admin/clients/{app_key}", headers=hub.auth(hub.admin))
+    finally:
+        event.remove(sync_engine, "after_cursor_execute", interloper)
+        with sqlite3.connect(path) as cleanup:
+            cleanup.execute("DROP TABLE test_interloper")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["status"] == "revoked"
+    assert "committed" in interloped  # the interloper did get in between the reads of other requests
+    listed = await hub.http.get("/api/v1/admin/clients", headers=hub.auth(hub.admin))
+    assert {c["app_key"]: c["status"] for c in listed.json()["data"]}[app_key] == "revoked"
