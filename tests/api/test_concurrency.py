@@ -13,7 +13,6 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-
 from app.models import LogRecord, MetricSample
 from tests.helpers import Hub, batch, now_utc, rfc3339, vm
 

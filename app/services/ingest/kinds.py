@@ -666,7 +666,6 @@ class MetricsHandler(KindHandler):
         )
         await self._warn_unknown_assets(session, ctx, items)
 
-
     @staticmethod
     async def _register_series(session: AsyncSession, platform: str, rows: list[dict[str, Any]]) -> None:
         """New series inserted, and each series' newest value moved to its newest sample in the batch.
