@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, func, or_, select, text, true, tuple_
@@ -36,18 +37,41 @@ def bind_column(values: list[Any], process: Callable[[Any], Any] | None) -> list
     """
     if process is None:
         return values
+    classes = {v.__class__ for v in values}
+    if len(classes) == 1 and not classes & {float, datetime, dict, list}:
+        # one class whose equal values are the same value (str, int, bool, None, UUID, date…)
+        keys: list[Any] = values
+    elif classes == {datetime} and {v.tzinfo for v in values} == {UTC}:
+        keys = values  # UTC times (what ingest parses to): equal is identical
+    else:
+        keys = [_same_value_key(v) for v in values]
     try:
-        distinct = dict.fromkeys(values)
-    except TypeError:
-        by_object = {id(v): v for v in values}
-        if len(by_object) == len(values):
-            return [process(v) for v in values]
-        bound_objects = {k: process(v) for k, v in by_object.items()}
-        return [bound_objects[id(v)] for v in values]
-    if len(distinct) == len(values):
-        return [process(v) for v in values]
-    bound = {v: process(v) for v in distinct}
-    return [bound[v] for v in values]
+        return _bound_once(keys, values, process)
+    except TypeError:  # unhashable values: processed once per object
+        return _bound_once([id(v) for v in values], values, process)
+
+
+def _bound_once(keys: list[Any], values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+    bound: dict[Any, Any] = {}
+    for key, value in zip(keys, values, strict=True):
+        if key not in bound:
+            bound[key] = process(value)
+    return [bound[key] for key in keys]
+
+
+def _same_value_key(value: Any) -> Any:
+    """A key equal only for values any processor turns into the same thing.
+
+    Plain equality is not enough: ``True == 1 == 1.0`` (a JSON column would write ``true`` for a
+    ``1``), ``0.0 == -0.0``, and two datetimes of one instant in different offsets are equal.
+    An unhashable value gives an unhashable key.
+    """
+    kind = value.__class__
+    if kind is float:
+        return (kind, value.hex())
+    if kind is datetime:
+        return (kind, value, value.tzinfo)
+    return (kind, value)
 
 
 async def upsert_rows(

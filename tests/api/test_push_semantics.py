@@ -914,3 +914,19 @@ async def test_a_point_s_attributes_follow_its_latest_sample_and_only_change_whe
             )
         ).one()
     assert tuple(point) == ("A02", None, 1.2, 60)
+
+
+async def test_history_keeps_each_value_as_sent_when_a_batch_mixes_equal_looking_values(hub: Hub) -> None:
+    """One batch's history rows hold ``true``, ``1`` and ``1.0`` in the same column: each keeps its
+    type (a value bound once per batch must not stand in for an equal-comparing one: ``1 == True``)."""
+    await hub.create_platform(P)
+    first = [vm("a", is_domestic=False), vm("b", vcpus=2), vm("c", disk_gib=2.5)]
+    await push_ok(hub, "assets", batch(P, "h-1", first))
+    second = [vm("a", is_domestic=True), vm("b", vcpus=1), vm("c", disk_gib=1.0)]
+    await push_ok(hub, "assets", batch(P, "h-2", second))
+    changes = {a: field_changes((await history(hub, a))[0]) for a in "abc"}
+    assert changes["a"]["is_domestic_reported"][1] is True
+    new_vcpus = changes["b"]["vcpus"][1]
+    assert new_vcpus == 1 and type(new_vcpus) is int
+    new_disk = changes["c"]["disk_gib"][1]  # a number (SQLite reads an integral 1.0 back as 1)
+    assert new_disk == 1.0 and type(new_disk) in {int, float}
