@@ -89,6 +89,30 @@ class Settings(BaseSettings):
     # SQLite waits this long for the write lock before answering 503
     sqlite_busy_timeout_ms: int = 30_000
     db_pool_size: int = 10
+    #: how long a request waits for a pooled connection before answering 503 5001 (§13)
+    db_pool_timeout_s: float = 10.0
+    #: every statement's time limit (§13): the database cancels it and the answer is 400 1005
+    statement_timeout_s: float = 30.0
+    #: the time limit of an export's statements (§13)
+    export_statement_timeout_s: float = 300.0
+
+    # hostile input (§14)
+    #: bodies of the JSON administration endpoints are capped at this many bytes
+    admin_max_body_bytes: int = 1024 * 1024
+    #: a client that has not sent its request headers, or the next piece of its body, within this
+    #: many seconds is disconnected (uvicorn has no such timeout of its own)
+    request_read_timeout_s: float = 30.0
+    #: ``/docs``, ``/redoc`` and ``/openapi.json`` without a key; ``None``: open in development only
+    docs_public: bool | None = None
+
+    # collectors as untrusted peers (§8)
+    #: a source's answer larger than this fails the run without buffering the rest
+    source_max_response_bytes: int = 64 * 1024 * 1024
+
+    # audit (§9)
+    #: refused writes whose audit events could not be committed (store down) wait in memory, at
+    #: most this many, and are chained once the store is back
+    audit_backlog_max: int = 10_000
 
     @field_validator("database_url")
     @classmethod
@@ -106,6 +130,13 @@ class Settings(BaseSettings):
         """The hosts collectors may reach, lower-cased; ``None`` when any host is allowed."""
         hosts = frozenset(h.strip().lower() for h in self.source_allowed_hosts if h.strip())
         return hosts or None
+
+    @property
+    def docs_are_public(self) -> bool:
+        """``SUPHUB_DOCS_PUBLIC``, or open in development and closed in production (§14)."""
+        if self.docs_public is not None:
+            return self.docs_public
+        return self.env != "production"
 
     @property
     def is_sqlite(self) -> bool:
