@@ -22,7 +22,8 @@ import httpx
 import orjson
 
 REPO = Path(__file__).resolve().parents[3]
-MOCKUP = (REPO / ".." / "shared" / "fixtures" / "redfish" / "public-rackmount1").resolve()
+#: the DMTF public-rackmount1 mockup, copied in with its licence (BSD-3, tests/fixtures/redfish/)
+MOCKUP = REPO / "tests" / "fixtures" / "redfish" / "public-rackmount1"
 CASES = Path(__file__).resolve().parent / "cases"
 SESSIONS = "/redfish/v1/SessionService/Sessions"
 
