@@ -21,7 +21,7 @@ Usage::
     .venv/bin/python bench/explain_queries.py                    # 1M assets / 50M samples
     .venv/bin/python bench/explain_queries.py --keep --runs 100  # keep the database afterwards
 
-``SUPHUB_TEST_PG_DSN`` names the server (default ``postgresql://postgres@127.0.0.1:5432/test``).
+``SUPHUB_TEST_PG_DSN`` names the server (default ``postgresql://postgres@127.0.0.1:5432/postgres``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from app.services.clients import create_client  # noqa: E402
 from app.services.ingest.kinds import asset_uid  # noqa: E402
 from bench.seed import SeedResult, SeedSpec, seed  # noqa: E402
 
-PG_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+PG_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 #: tables whose sequential scan fails a page (partitions count as their parent)
 BIG_TABLES = frozenset(
     {

@@ -47,7 +47,7 @@ from app.schemas.common import ClientCreate
 from app.security.keys import load_server_key
 from app.services.clients import create_client
 
-PG_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+PG_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PROJECT = "6f70656e737461636b20342065766572"
 PLATFORM = "BENCH-OS-01"
 STATUSES = ("ACTIVE",) * 8 + ("SHUTOFF", "PAUSED")

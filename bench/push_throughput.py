@@ -33,7 +33,7 @@ from app.schemas.common import ClientCreate
 from app.security.keys import load_server_key
 from app.services.clients import create_client
 
-PG_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+PG_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def records(kind: str, n: int, batch_no: int) -> list[dict[str, Any]]:

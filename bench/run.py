@@ -71,7 +71,7 @@ from bench.app import _ADMIN  # noqa: E402
 from bench.seed import SeedResult, SeedSpec, seed  # noqa: E402
 from bench.seed_sqlite import seed_sqlite  # noqa: E402
 
-PG_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+PG_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RESULTS = ROOT / "bench" / "results"
 MB = 1_000_000
 PUSH_METRICS = ("cpu.util", "mem.util", "disk.util", "cpu.load1", "net.rx.bits_per_s")

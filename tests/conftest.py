@@ -32,7 +32,7 @@ from app.security.keys import load_server_key
 from app.services.clients import create_client
 from tests.helpers import Hub
 
-PG_ADMIN_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+PG_ADMIN_DSN = os.environ.get("SUPHUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROLES = ("admin", "regulator", "provider", "integrator")
 #: seeded by the migrations; restored before every test
 REFERENCE_TABLES = {
