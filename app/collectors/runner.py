@@ -9,6 +9,14 @@ it while the run lasts and clears it at the end. Two schedulers, or four API wor
 and renew the lease, to ingest a page (the ingest service's own short transaction) and to record
 the outcome; the collector's HTTP calls happen in between.
 
+**Sources are untrusted peers (§8).** Every page is authorised as a provider's push is, with the
+source as the provider of the platforms it may write into: its own ``platform_code``; for a
+``hub`` source, the remote platforms it registered itself (kept in ``cursor_state``) or names in
+``options.platforms``, whose local and remote ``region_code`` fall under ``options.region``. A
+platform it may not write into is refused when the remote announces it (nothing registered,
+nothing fetched) and any record for it is counted rejected; the run's ``error`` says which and
+why, and the run itself still succeeds, so one hostile or colliding platform stops no other.
+
 **Full runs are snapshots.** The asset pages of a full run carry ``snapshot`` ``{id: run, seq}``
 per platform; the runner holds each platform's latest page back and sends it with ``last: true``
 only when the collector finished without error — so a run that fails halfway retires nothing.
@@ -22,7 +30,7 @@ import logging
 import os
 import random
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,20 +38,24 @@ import httpx
 import orjson
 from pydantic import ValidationError
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.middleware import new_request_id
 from app.collectors.base import Collector, RunContext, RunMode, SourceConfig
 from app.collectors.errors import SourceDataError, SourceError
 from app.collectors.http import SourceHTTP
+from app.collectors.hub import PlatformRefused
 from app.collectors.registry import collector_class
 from app.config import Settings
 from app.db import write_session
 from app.errors import AppError
 from app.models import Platform, Source, SourceRun
 from app.schemas.common import PlatformCreate
+from app.schemas.types import normalise_region
 from app.security.keys import ServerKey
-from app.services.ingest.service import IngestService
+from app.security.principal import Principal
+from app.services.ingest.service import IngestService, push_authorizer
 from app.services.platforms import PlatformExists, create_platform
 
 log = logging.getLogger(__name__)
@@ -53,6 +65,8 @@ ENV_PREFIX = "SUPHUB_SOURCE_"
 MAX_BACKOFF = timedelta(hours=1)
 #: full runs (complete snapshots) at least this often unless ``options.full_every_s`` says otherwise
 DEFAULT_FULL_EVERY_S = 86_400
+#: ``cursor_state`` key of the platforms a ``hub`` source registered itself (the ones it may write)
+REGISTERED = "registered_platforms"
 
 
 def resolve_credentials(raw: dict[str, Any]) -> dict[str, str]:
@@ -103,6 +117,74 @@ class RunTotals:
     records: int = 0
     accepted: int = 0
     rejected: int = 0
+    #: platform → (why this source may not write into it, records rejected for it)
+    refused: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def refuse(self, platform_code: str, reason: str, records: int) -> None:
+        """Records for a platform the source may not write into: counted received and rejected."""
+        self.records += records
+        self.rejected += records
+        earlier = self.refused.get(platform_code, (reason, 0))[1]
+        self.refused[platform_code] = (reason, earlier + records)
+
+    def refusal_note(self) -> str | None:
+        """What the run record says about refused platforms (``None`` when there were none)."""
+        if not self.refused:
+            return None
+        parts = [
+            f"{code}{f'（{n} 条）' if n else ''}: {why}" for code, (why, n) in sorted(self.refused.items())
+        ]
+        heading = "采集源无权写入以下云平台，记录已拒绝 (rejected: platforms the source may not write into)"
+        return f"{heading}: {'；'.join(parts)}"
+
+
+class PlatformGate:
+    """The platforms one run of a source may write into (§8 "Sources are untrusted peers")."""
+
+    def __init__(self, config: SourceConfig, mirrors: bool, state: dict[str, Any]) -> None:
+        self.mirrors = mirrors
+        listed = config.options.get("platforms") if mirrors else None
+        self.listed: set[str] | None = {str(p) for p in listed} if isinstance(listed, list) else None
+        region = config.options.get("region") if mirrors else None
+        self.region: str | None = normalise_region(str(region)) if region else None
+        self.registered: set[str] = {str(p) for p in state.get(REGISTERED, [])} if mirrors else set()
+        self.allowed: set[str] = set() if mirrors or config.platform_code is None else {config.platform_code}
+        self.refused: dict[str, str] = {}
+
+    def _under(self, region_code: str) -> bool:
+        return self.region is None or normalise_region(region_code).startswith(self.region)
+
+    def verdict(self, code: str, remote_region: str, local: Platform | None) -> str | None:
+        """Why the source may not write into ``code`` (``None``: it may), given both views of it."""
+        reasons: list[str] = []
+        if self.listed is not None and code not in self.listed:
+            reasons.append("不在 options.platforms 中 (not listed in options.platforms)")
+        if not self._under(remote_region):
+            reasons.append(
+                f"远端区划 {remote_region} 不在 {self.region} 内 (remote region_code outside options.region)"
+            )
+        if local is not None:
+            if code not in self.registered and code not in (self.listed or ()):
+                reasons.append(
+                    "本地已有此云平台，既非本采集源登记也未列入 options.platforms "
+                    "(exists here, neither registered by this source nor listed in options.platforms)"
+                )
+            if not self._under(local.region_code):
+                reasons.append(
+                    f"本地区划 {local.region_code} 不在 {self.region} 内 "
+                    "(local region_code outside options.region)"
+                )
+        return "；".join(reasons) or None
+
+    def refusal(self, code: str) -> str | None:
+        """Why a page for ``code`` is rejected, or ``None`` when the source may write into it."""
+        if code in self.allowed:
+            return None
+        return self.refused.get(code, "远端未列出此云平台 (the remote did not list this platform)")
+
+    def principal(self, source_id: str) -> Principal:
+        """The source as the provider of the platforms it may write into (a push's authorisation)."""
+        return Principal(app_key=f"source:{source_id}", role="provider", platforms=frozenset(self.allowed))
 
 
 class CollectorRunner:
@@ -288,6 +370,7 @@ class CollectorRunner:
         totals: RunTotals,
     ) -> None:
         service = IngestService(self.sessionmaker, self.settings)
+        gate = PlatformGate(config, collector.mirrors_platforms, state)
         held: dict[str, list[dict[str, Any]]] = {}
         snapshot_seq: dict[str, int] = {}
         asset_types = collector.snapshot_asset_types()
@@ -308,7 +391,7 @@ class CollectorRunner:
                     kind,
                     orjson.dumps(envelope),
                     reporter=f"source:{config.source_id}",
-                    authorize=lambda platform: None,
+                    authorize=push_authorizer(gate.principal(config.source_id)),
                 )
             except AppError as exc:
                 raise SourceError(
@@ -338,6 +421,10 @@ class CollectorRunner:
                 )
             if kind not in config.kinds and not (kind == "rooms" and "environment" in config.kinds):
                 return  # rooms come with environment data: samples need their room
+            refusal = gate.refusal(target)
+            if refusal is not None:
+                totals.refuse(target, refusal, len(records))
+                return
             step = self.settings.max_records_per_batch
             for start in range(0, len(records), step):
                 part = records[start : start + step]
@@ -349,10 +436,20 @@ class CollectorRunner:
                 else:
                     await ingest(kind, part, target, None)
 
+        async def ensure_platform(remote: dict[str, Any]) -> bool:
+            created = await self._ensure_platform(remote, config.source_id, gate, state)
+            code = str(remote.get("platform_code"))
+            refusal = gate.refusal(code)
+            if refusal is not None:
+                totals.refuse(code, refusal, 0)
+                raise PlatformRefused(refusal)
+            return created
+
         started = datetime.now(UTC)
         async with SourceHTTP(
             config.base_url,
             allowed_hosts=self.settings.allowed_source_hosts(),
+            max_response_bytes=self.settings.source_max_response_bytes,
             transport=self.transport,
             timeout=httpx.Timeout(
                 self.settings.collector_request_timeout_s,
@@ -369,7 +466,7 @@ class CollectorRunner:
                 http=http,
                 state=state,
                 _emit=emit,
-                _ensure_platform=self._ensure_platform if collector.mirrors_platforms else None,
+                _ensure_platform=ensure_platform if collector.mirrors_platforms else None,
             )
             await collector.run(ctx)
         for platform_code, records in sorted(held.items()):
@@ -388,8 +485,15 @@ class CollectorRunner:
         if mode == "full":
             state["last_full_at"] = started.isoformat()
 
-    async def _ensure_platform(self, remote: dict[str, Any]) -> bool:
-        """Register a platform another hub reports, with the fields it shows (first sight only)."""
+    async def _ensure_platform(
+        self, remote: dict[str, Any], source_id: str, gate: PlatformGate, state: dict[str, Any]
+    ) -> bool:
+        """Decide whether the source may write into a platform another hub announces, registering
+        it (first sight only, with the fields the remote shows) when it is new here and in bounds.
+
+        A platform the source registers is remembered in its ``cursor_state`` in the same
+        transaction, so later runs (and a failed one) know it is the source's own.
+        """
         fields = {
             name: remote.get(name) for name in PlatformCreate.model_fields if remote.get(name) is not None
         }
@@ -399,15 +503,35 @@ class CollectorRunner:
             raise SourceDataError(
                 f"远端云平台信息不完整 (remote platform unusable): {exc.errors()[:1]}"
             ) from None
-        async with write_session(self.sessionmaker) as session:
-            if await session.get(Platform, spec.platform_code) is not None:
-                return False
+        code = spec.platform_code
+        async with self.sessionmaker() as session:
+            local = await session.get(Platform, code)
+        reason = gate.verdict(code, spec.region_code, local)
+        if reason is None and local is None:
             try:
-                await create_platform(session, spec)
-            except PlatformExists:
-                return False
-        log.info("platform %s registered from a hub source", spec.platform_code)
-        return True
+                async with write_session(self.sessionmaker) as session:
+                    await create_platform(session, spec)
+                    source = await session.get(Source, source_id)
+                    if source is not None:
+                        stored = dict(source.cursor_state or {})
+                        stored[REGISTERED] = sorted({*stored.get(REGISTERED, []), code})
+                        source.cursor_state = stored
+            except (PlatformExists, IntegrityError):  # registered by someone else meanwhile: theirs
+                async with self.sessionmaker() as session:
+                    local = await session.get(Platform, code)
+                reason = gate.verdict(code, spec.region_code, local)
+            else:
+                gate.registered.add(code)
+                state[REGISTERED] = sorted(gate.registered)
+                gate.allowed.add(code)
+                log.info("platform %s registered from hub source %s", code, source_id)
+                return True
+        if reason is None:
+            gate.allowed.add(code)
+        else:
+            gate.refused[code] = reason
+            log.warning("hub source %s may not write into platform %s: %s", source_id, code, reason)
+        return False
 
     async def _heartbeat(self, source_id: str, run_id: str) -> None:
         every = max(1.0, self.settings.collector_lease_s / 3)
@@ -440,7 +564,8 @@ class CollectorRunner:
             if run is not None:
                 run.status = "failed" if error else "success"
                 run.finished_at = now
-                run.error = error[:2000] if error else None
+                note = "；".join(m for m in (error, totals.refusal_note()) if m)
+                run.error = note[:2000] if note else None
                 run.pages, run.records = totals.pages, totals.records
                 run.accepted, run.rejected = totals.accepted, totals.rejected
             if source is None or source.lease_run_id != run_id:

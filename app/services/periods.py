@@ -85,7 +85,8 @@ def _frozen_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return frozen
 
 
-def _eligible(platform: Platform, window: Window) -> bool:
+def eligible(platform: Platform, window: Window) -> bool:
+    """Whether a platform is pooled into ``window``'s frozen figures (it reported in that month)."""
     if platform.status == "active":
         return True
     return platform.updated_at >= window.start
@@ -155,7 +156,7 @@ async def pending_snapshots(
     pending: list[tuple[Window, str, str, list[Platform]]] = []
     for window in windows:
         assert window.period is not None
-        members = [p for p in platforms if _eligible(p, window)]
+        members = [p for p in platforms if eligible(p, window)]
         for platform in members:
             if ("platform", platform.platform_code, window.period) not in frozen:
                 pending.append((window, "platform", platform.platform_code, [platform]))
@@ -290,7 +291,7 @@ async def recompute(
             .where(Platform.region_prefix.startswith(scope_code))
             .order_by(Platform.platform_code)
         )
-        platforms = [p for p in rows.scalars() if _eligible(p, window)]
+        platforms = [p for p in rows.scalars() if eligible(p, window)]
         if not platforms:
             raise NotFound(f"区域 {region_code} 内没有云平台 (no platform in region {region_code})")
         scope = "region"

@@ -264,3 +264,87 @@ async def test_only_the_admin_recomputes(hub: Hub) -> None:
     ):
         key = await hub.create_client(role, **scope)
         assert_error(await hub.http.post(RECOMPUTE, json=body, headers=hub.auth(key)), 403, "2006")
+
+
+def _codes_in(value: Any) -> set[str]:
+    """Every ``platform_code`` anywhere in an answer (items, components, series)."""
+    if isinstance(value, dict):
+        found = {str(value["platform_code"])} if value.get("platform_code") else set()
+        return found.union(*(_codes_in(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_codes_in(v) for v in value))
+    return set()
+
+
+async def test_a_closed_region_answers_a_platform_bound_caller_only_its_own_platforms(
+    long_hub: tuple[Hub, FastAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§7.9 last sentences: scope holds for frozen figures as for live ones."""
+    hub, app = long_hub
+    monkeypatch.setattr(periods, "HISTORY_MONTHS", 1)
+    month = last_month()
+    mine, theirs = "GD-GZ-PER-A", "GD-GZ-PER-B"
+    await hub.create_platform(mine, "440106")
+    await hub.create_platform(theirs, "440111")
+    day = month.start + timedelta(days=3)
+    await availability(hub, mine, day, 100.0)
+    await availability(hub, theirs, day, 90.0)
+    assert await freeze(app, max(datetime.now(UTC), month.end + timedelta(days=5, hours=1))) > 0
+
+    provider = await hub.create_client("provider", platforms=[mine])
+    integrator = await hub.create_client("integrator", platforms=[mine], kinds=["indicators"])
+    own_frozen = await indicators(hub, provider, platform_code=mine, period=month.period)
+    assert own_frozen["closed"] is True
+    live_shape = await indicators(hub, provider, region_code="4401")  # this month: the live path
+    assert live_shape["platforms"] == [mine]
+    for key in (provider, integrator):
+        for region in ("4401", "440000"):
+            answer = await indicators(hub, key, region_code=region, period=month.period)
+            assert answer["platforms"] == [mine], answer
+            assert theirs not in str(answer), answer
+            assert _codes_in(answer) <= {mine}
+            assert set(answer) == set(live_shape)
+            assert (answer["region_code"], answer["closed"], answer["version"]) == (region, True, 1)
+            # the pooled figures of its own platforms in the region: here, its one platform's
+            assert answer["items"] == own_frozen["items"]
+            assert figure(answer, "availability")["value"] == pytest.approx(100.0)
+
+    regulator = await hub.create_client("regulator", regions=["4401"])
+    pooled = await indicators(hub, regulator, region_code="4401", period=month.period)
+    assert pooled["platforms"] == [mine, theirs] and (pooled["closed"], pooled["version"]) == (True, 1)
+    assert figure(pooled, "availability")["value"] == pytest.approx(95.0)
+    assert _codes_in(figure(pooled, "availability")["components"]) == {mine, theirs}
+    # a regulator of another region is refused the region, frozen or not
+    elsewhere = await hub.create_client("regulator", regions=["4403"])
+    refused = await hub.get("/api/v1/indicators", elsewhere, region_code="4401", period=month.period)
+    assert_error(refused, 403, "2006")
+
+
+async def test_a_provider_of_several_platforms_in_a_closed_region_sees_only_their_pool(
+    long_hub: tuple[Hub, FastAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several own platforms among others: their pooled figures, never the third platform's."""
+    hub, app = long_hub
+    monkeypatch.setattr(periods, "HISTORY_MONTHS", 1)
+    month = last_month()
+    first, second, other = "GD-GZ-PER-A", "GD-GZ-PER-C", "GD-GZ-PER-B"
+    for code in (first, second, other):
+        await hub.create_platform(code, "440106")
+    day = month.start + timedelta(days=3)
+    for code, value in ((first, 100.0), (second, 98.0), (other, 50.0)):
+        await availability(hub, code, day, value)
+    assert await freeze(app, max(datetime.now(UTC), month.end + timedelta(days=5, hours=1))) > 0
+
+    provider = await hub.create_client("provider", platforms=[first, second])
+    answer = await indicators(hub, provider, region_code="4401", period=month.period)
+    assert answer["platforms"] == [first, second]
+    assert other not in str(answer) and _codes_in(answer) <= {first, second}
+    assert figure(answer, "availability")["value"] == pytest.approx(99.0)
+    # no frozen version pools exactly these two: their figures come from the data stored now
+    assert (answer["closed"], answer["version"]) == (False, None)
+
+    # owning every platform of the region: the region's frozen snapshot is theirs to see
+    everything = await hub.create_client("provider", platforms=[first, second, other])
+    whole = await indicators(hub, everything, region_code="4401", period=month.period)
+    admin = await indicators(hub, region_code="4401", period=month.period)
+    assert (whole["closed"], whole["version"], whole["items"]) == (True, 1, admin["items"])

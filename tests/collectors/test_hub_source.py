@@ -235,3 +235,79 @@ async def test_a_failing_source_backs_off_shows_stale_and_recovers(hub: Hub, app
     assert recovered["status"] == "success", recovered
     source = _data(await hub.get(f"{SOURCES}/gz-city"))
     assert source["consecutive_failures"] == 0 and source["stale"] is False
+
+
+# --- sources are untrusted peers (§8): a hub source writes only into its own platforms -------------
+
+
+class _IgnoresTheRegion(httpx.AsyncBaseTransport):
+    """A hostile peer in front of the city hub: it lists every platform its key sees, whatever
+    ``region_code`` was asked for."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/platforms":
+            request.url = request.url.copy_remove_param("region_code")
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize("local_region", ["440300", "440100"])
+async def test_a_hub_source_writes_nothing_into_a_local_platform_it_did_not_register(
+    hub: Hub, app: Any, city: Hub, local_region: str
+) -> None:
+    """The remote announces GZ, which exists here already — in another region, or in the source's
+    region but registered by someone else: nothing is written into it and the run says why."""
+    await hub.create_platform(GZ, local_region)
+    provider = await hub.create_client("provider", platforms=[GZ])
+    pushed = await hub.push("assets", batch(GZ, "own", [vm("local-vm")]), provider)
+    assert pushed.status_code == 200, pushed.text
+    await _fill_city(city)
+    await _source(hub, city, app)
+
+    run = await _run(hub, app)
+    assert run["status"] == "success", run  # the refusal does not fail the source
+    assert run["accepted"] == 0, run  # refused when announced: nothing of it is fetched
+    assert GZ in run["error"] and "options.platforms" in run["error"], run
+    assert (local_region in run["error"]) == (local_region == "440300"), run  # the region, when it is that
+    assets = await _all(hub, "/api/v1/assets", platform_code=GZ, include_retired="true")
+    assert [(a["asset_id"], a["lifecycle"]) for a in assets] == [("local-vm", "in_use")]
+    for path in ("/api/v1/logs", "/api/v1/alarms", "/api/v1/rooms"):
+        assert await _all(hub, path, platform_code=GZ) == [], path
+    platform = _data(await hub.get(f"/api/v1/admin/platforms/{GZ}"))
+    assert platform["region_code"] == local_region  # not re-registered from the remote's view
+
+    # an operator who means it names the platform; its local region must still be the source's
+    patched = await hub.http.patch(
+        f"{SOURCES}/gz-city",
+        json={"options": {"region": "4401", "platforms": [GZ]}},
+        headers=hub.auth(hub.admin),
+    )
+    assert patched.status_code == 200, patched.text
+    again = await _run(hub, app)
+    mirrored = {a["asset_id"] for a in await _all(hub, "/api/v1/assets", platform_code=GZ)}
+    if local_region == "440100":
+        assert again["status"] == "success" and again["rejected"] == 0, again
+        assert mirrored == {"local-vm"} | {f"vm-{i}" for i in range(5)}
+    else:
+        assert again["accepted"] == 0 and "440300" in again["error"], again
+        assert mirrored == {"local-vm"}
+
+
+async def test_a_remote_platform_outside_the_source_s_region_is_not_registered(
+    hub: Hub, app: Any, city: Hub
+) -> None:
+    await _fill_city(city)
+    token = await city.create_client("regulator", regions=["44"])  # the key sees Shenzhen too
+    await _source(hub, city, app, credentials={"token": token})
+    app.state.collector_transport = _IgnoresTheRegion(city.app)  # type: ignore[attr-defined]
+
+    run = await _run(hub, app)
+    assert run["status"] == "success", run
+    platforms = {p["platform_code"] for p in _data(await hub.get("/api/v1/admin/platforms"))}
+    assert platforms == {GZ}  # Shenzhen (440300) announced, not registered
+    assert SZ in run["error"] and "440300" in run["error"] and GZ not in run["error"], run
+    assert {a["asset_id"] for a in await _all(hub, "/api/v1/assets", platform_code=GZ)} == {
+        f"vm-{i}" for i in range(5)
+    }

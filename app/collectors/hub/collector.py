@@ -2,7 +2,8 @@
 
 Options: ``platforms`` (codes to mirror) or ``region`` (every platform of the region); at least
 one. Credentials: ``{"token": "<app_key>.<secret>"}`` of a regulator or integrator key on the
-other hub. Each run lists the remote platforms (registering new ones here), then, per platform
+other hub. Each run lists the remote platforms (registering new ones here; a platform the source
+may not write into, §8, is refused by the runner and skipped), then, per platform
 and kind, follows ``updated_since`` / ``sync_token`` from where the last successful run stopped:
 assets (retired ones included), logs (with ``origin_hash``), metric and environment samples
 (corrections included) and alarms; rooms are listed whole before environment samples.
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from app.collectors.base import Collector, RunContext, SourceDataError, SourceError
+from app.collectors.hub import PlatformRefused
 from app.collectors.hub.mapping import LISTS, to_record
 
 #: the first sync of a kind starts with everything the other hub holds
@@ -109,7 +111,10 @@ class HubCollector(Collector):
         kinds = self.config.kinds
         for platform in await self._platforms(ctx):
             code = str(platform["platform_code"])
-            await ctx.ensure_platform(platform)
+            try:
+                await ctx.ensure_platform(platform)
+            except PlatformRefused:
+                continue  # not this source's to write (the runner records why): nothing fetched
             if "environment" in kinds or "rooms" in kinds:
                 async for data in self._pages(ctx, "/api/v1/rooms", {"platform_code": code}):
                     rooms = [to_record("rooms", room) for room in data["items"]]

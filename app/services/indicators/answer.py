@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import BadParameter
-from app.models import Platform
+from app.models import IndicatorSnapshot, Platform
 from app.schemas.types import normalise_region
 from app.security.principal import Principal
 from app.services.indicators.engine import Window, compute_indicators, month_window
@@ -51,6 +51,55 @@ def resolve_window(
     return month_window(period, ZoneInfo(settings.reporting_tz), now)
 
 
+async def _frozen_for(
+    session: AsyncSession,
+    principal: Principal,
+    platforms: list[Platform],
+    window: Window,
+    platform_code: str | None,
+    region_code: str | None,
+) -> IndicatorSnapshot | None:
+    """The frozen snapshot this caller may be answered for a closed month, or ``None`` (live).
+
+    §7.9: a region's pooled snapshot (and its components, which name every platform) only to a
+    caller whose scope holds every platform it pooled; a platform-bound caller gets the pooled
+    figures of its own platforms in the region — for one platform, that platform's own snapshot
+    (the same figures the region pool of that one platform gives); for several that are not the
+    whole region, no snapshot pools exactly them, so they are computed from the data now stored.
+    """
+    from app.services.periods import closed_snapshot, eligible
+
+    assert window.period is not None
+    if platform_code is not None:
+        return await closed_snapshot(session, "platform", platform_code, window.period)
+    prefix = normalise_region(region_code or "")
+    if principal.is_admin or any(prefix.startswith(r) for r in principal.regions):
+        return await closed_snapshot(session, "region", prefix, window.period)
+    own = {p.platform_code for p in platforms}
+    if len(own) == 1:
+        return await closed_snapshot(session, "platform", next(iter(own)), window.period)
+    if not own:
+        return None
+    rows = await session.execute(select(Platform).where(Platform.region_prefix.startswith(prefix)))
+    members = {p.platform_code for p in rows.scalars() if eligible(p, window)}
+    if members != own:
+        return None
+    snapshot = await closed_snapshot(session, "region", prefix, window.period)
+    if snapshot is None or not _codes_in(snapshot.items) <= own:
+        return None  # it pooled a platform since moved or gone: not this caller's to see
+    return snapshot
+
+
+def _codes_in(value: Any) -> set[str]:
+    """Every ``platform_code`` named anywhere in frozen items (components, series)."""
+    if isinstance(value, dict):
+        found = {str(value["platform_code"])} if value.get("platform_code") else set()
+        return found.union(*(_codes_in(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_codes_in(v) for v in value))
+    return set()
+
+
 async def indicators_answer(
     session: AsyncSession,
     principal: Principal,
@@ -83,12 +132,7 @@ async def indicators_answer(
         "computed_at": echo_time(now, tz),
     }
     if window.period is not None and (platform_code or region_code):
-        from app.services.periods import closed_snapshot
-
-        scope, code = (
-            ("platform", platform_code) if platform_code else ("region", normalise_region(region_code or ""))
-        )
-        snapshot = await closed_snapshot(session, scope, code or "", window.period)
+        snapshot = await _frozen_for(session, principal, platforms, window, platform_code, region_code)
         if snapshot is not None:
             answer.update(
                 closed=True,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from app.models import BatchReceipt, Platform, QuarantinedRecord
 from app.repositories.bulk import upsert_rows
 from app.schemas.ingest import RECORD_MODELS, BatchEnvelope, Record
 from app.schemas.messages import errors_of
+from app.security.principal import Principal
 from app.services.ingest.core import BatchContext, Item
 from app.services.ingest.kinds import HANDLERS, KindHandler
 
@@ -89,6 +91,24 @@ def receipt_of(row: BatchReceipt) -> dict[str, Any]:
     if row.extra.get("snapshot") is not None:
         receipt["snapshot"] = row.extra["snapshot"]
     return receipt
+
+
+def push_authorizer(principal: Principal) -> Callable[[Platform], None]:
+    """The authorisation of a push (§1, §4): an admin anywhere, a provider into its bound platforms.
+
+    Collector pages go through the same check with their source as the provider (§8).
+    """
+
+    def authorize(platform: Platform) -> None:
+        if principal.role == "admin":
+            return
+        if principal.role != "provider" or platform.platform_code not in principal.platforms:
+            raise Forbidden(
+                f"无权为云平台 {platform.platform_code} 推送数据 "
+                f"(this key may not push for platform {platform.platform_code})"
+            )
+
+    return authorize
 
 
 class IngestService:
@@ -283,7 +303,7 @@ class IngestService:
                         "kind": ctx.kind,
                         "batch_id": ctx.batch_id,
                         "record_index": i.index,
-                        "raw": orjson.dumps(i.raw).decode(),
+                        "raw": quarantine_copy(i.raw),
                         "errors": i.errors,
                         "received_at": ctx.now,
                     }
@@ -358,6 +378,24 @@ async def quarantined_records(
     return [
         {"index": q.record_index, "record": orjson.loads(q.raw), "errors": q.errors} for q in rows.scalars()
     ]
+
+
+def quarantine_copy(raw: Any) -> str:
+    """A rejected record as the JSON text the quarantine keeps (§4, §14: never a 500).
+
+    orjson writes at most 254 levels and 64-bit integers; a record nested deeper (the parser
+    reads 1024) or holding a bigger integer (a collector's page) is kept as its JSON text in a
+    string, and one too deep for Python's encoder as a note saying so.
+    """
+    try:
+        return orjson.dumps(raw).decode()
+    except TypeError:
+        pass
+    try:
+        text = json.dumps(raw, ensure_ascii=False, default=str)
+    except (RecursionError, ValueError, TypeError):
+        text = "记录嵌套过深，无法保存原文 (the record is nested too deeply to be kept)"
+    return orjson.dumps(text).decode()
 
 
 def _nul_paths(value: Any, path: str) -> list[str]:
