@@ -11,13 +11,12 @@ from sqlalchemy import select
 from app.api.body import decode_body, read_raw_body
 from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok, sessionmaker_of
 from app.errors import BadParameter, Forbidden, JSONAnswer, NotFound, envelope, request_id_of
-from app.models import BatchReceipt, Platform
+from app.models import BatchReceipt
 from app.schemas.common import Envelope, ErrorEnvelope
 from app.schemas.enums import ReportKind
 from app.schemas.ingest import ReceiptOut, push_body_schema
-from app.security.principal import Principal
 from app.services.ingest import IngestService, quarantined_records
-from app.services.ingest.service import receipt_of
+from app.services.ingest.service import push_authorizer, receipt_of
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 KIND_DESCRIPTION = (
@@ -27,19 +26,6 @@ KIND_DESCRIPTION = (
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)
 }
-
-
-def _push_authorizer(principal: Principal) -> Any:
-    def authorize(platform: Platform) -> None:
-        if principal.role == "admin":
-            return
-        if principal.role != "provider" or platform.platform_code not in principal.platforms:
-            raise Forbidden(
-                f"无权为云平台 {platform.platform_code} 推送数据 "
-                f"(this key may not push for platform {platform.platform_code})"
-            )
-
-    return authorize
 
 
 @router.post(
@@ -112,7 +98,7 @@ async def push_report(
     body = decode_body(request, raw, settings.max_body_bytes)
     service = IngestService(sessionmaker_of(request), settings)
     outcome = await service.accept_batch(
-        kind, body, reporter=principal.reporter, authorize=_push_authorizer(principal)
+        kind, body, reporter=principal.reporter, authorize=push_authorizer(principal)
     )
     receipt = ReceiptOut.model_validate(outcome.receipt).model_dump(mode="json", exclude_none=True)
     request.state.audit_records = outcome.receipt["received"]
