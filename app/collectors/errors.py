@@ -19,3 +19,11 @@ class SourceHTTPError(SourceError):
 
 class SourceDataError(SourceError):
     pass
+
+
+class SourceRefused(SourceError):
+    """A connection the §8 peer policy forbids (an address, a host); never retried."""
+
+
+class SourceTooLarge(SourceError):
+    """An answer beyond ``SUPHUB_SOURCE_MAX_RESPONSE_BYTES``; the rest is not read."""

@@ -1,37 +1,98 @@
-"""The HTTP client of one collector run: explicit timeouts, retries with back-off, clean errors (§8).
+"""The HTTP client of one collector run: explicit timeouts, retries with back-off, clean errors, and
+the §8 rules for a peer that is not trusted.
 
 Transport errors (connection refused, timeouts, a peer that hangs), 429 and 503 are retried with
 exponential back-off and full jitter, honouring ``Retry-After`` (seconds or an HTTP date, capped);
 when every attempt fails the run fails with :class:`SourceUnavailable`. Other non-2xx answers raise
 :class:`SourceHTTPError` at once unless the caller asks to see them (a 401 that should refresh a
 token). Messages name the method and the URL without its query string, never a credential.
+
+A source is an untrusted peer (§8, "Sources are untrusted peers"):
+
+* **Addresses.** Every TCP connection — redirects included — goes through :class:`GuardedBackend`,
+  which resolves the host once, checks every address (:func:`address_refusal`) and connects to
+  exactly the addresses it checked, so a resolver that answers differently the second time (DNS
+  rebinding) cannot slip in another one. TLS still verifies the host name (httpcore starts TLS on
+  the returned stream with the URL's host as SNI).
+* **Credentials.** ``auth=`` and the credential headers (:data:`CREDENTIAL_HEADERS`) go only to
+  the origins (scheme, host, port) the client trusts: ``base_url``'s, and those a collector adds
+  with :meth:`SourceHTTP.trust` (OpenStack's catalogue). A redirect elsewhere is followed without
+  them; redirects are followed here, hop by hop, so no redirect body is ever read.
+* **Size.** Every answer is streamed and given up beyond ``max_response_bytes`` (decoded bytes, so
+  a compressed answer cannot grow past it either): :class:`SourceTooLarge`, the rest unread.
+
+A ``transport`` given by tests (``httpx.MockTransport``) replaces the network, so the address
+check does not apply to it; everything else does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import certifi
+import httpcore
 import httpx
 import orjson
 
-from app.collectors.errors import SourceDataError, SourceError, SourceHTTPError, SourceUnavailable
+from app.collectors.errors import (
+    SourceDataError,
+    SourceError,
+    SourceHTTPError,
+    SourceRefused,
+    SourceTooLarge,
+    SourceUnavailable,
+)
 
 RETRY_STATUS = frozenset({429, 503})
-#: the host the collector asked for, to tell a redirect elsewhere from the request itself
-_INTENDED_HOST: ContextVar[str | None] = ContextVar("suphub_intended_host", default=None)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+MAX_REDIRECTS = 10
+#: headers that carry a credential: sent only to a trusted origin
+CREDENTIAL_HEADERS = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-auth-token",
+    "x-subject-token",
+    "vmware-api-session-id",
+)
+Origin = tuple[str, str, int]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def _where(method: str, url: httpx.URL | str) -> str:
     parts = urlsplit(str(url))
     return f"{method} {urlunsplit((parts.scheme, parts.netloc.rpartition('@')[2], parts.path, '', ''))}"
+
+
+def host_key(host: str) -> str:
+    """A host as the allow-list compares it: lower case, an IPv6 literal without brackets."""
+    return host.strip().lower().removeprefix("[").removesuffix("]")
+
+
+def origin_of(url: httpx.URL | str) -> Origin:
+    """``(scheme, host, port)`` with the scheme's default port filled in."""
+    parts = httpx.URL(str(url))
+    scheme = parts.scheme.lower()
+    return scheme, host_key(parts.host), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def has_userinfo(url: str) -> bool:
+    """Whether ``url`` carries a user or a password (``http://user:pw@host``)."""
+    parts = urlsplit(url)
+    return "@" in parts.netloc or parts.username is not None or parts.password is not None
 
 
 def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -50,6 +111,131 @@ def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | 
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+# --- addresses (§8) -------------------------------------------------------------------------------
+def address_refusal(address: str, host: str, allowed_hosts: frozenset[str] | None) -> str | None:
+    """Why the §8 policy refuses a connection to ``address`` for ``host``; ``None`` if it allows it.
+
+    Link-local (every cloud metadata address), unspecified, multicast and broadcast are always
+    refused; loopback only when ``host`` is on the allow-list; private ranges are allowed. An
+    IPv4 address inside IPv6 (``::ffff:a.b.c.d``, NAT64 ``64:ff9b::a.b.c.d``) is judged as IPv4.
+    """
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.is_link_local:
+        return "链路本地地址 (link-local address)"
+    if ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK):
+        return "未指定地址 (unspecified address)"
+    if ip.is_multicast:
+        return "组播地址 (multicast address)"
+    if ip == _BROADCAST:
+        return "广播地址 (broadcast address)"
+    if ip.is_loopback and host_key(host) not in (allowed_hosts or frozenset()):
+        return "回环地址，且主机不在 SUPHUB_SOURCE_ALLOWED_HOSTS 中 (loopback, host not listed)"
+    return None
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses of ``host`` from the system resolver (tests replace this to play a hostile DNS)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def checked_addresses(
+    host: str, port: int, allowed_hosts: frozenset[str] | None, within_s: float | None = None
+) -> list[str]:
+    """Resolve ``host`` once and check every address; one refused address refuses the host."""
+    if allowed_hosts is not None and host_key(host) not in allowed_hosts:
+        raise SourceRefused(f"主机 {host} 不在 SUPHUB_SOURCE_ALLOWED_HOSTS 中 (host not allowed)")
+    try:
+        async with asyncio.timeout(within_s):
+            addresses = await resolve(host, port)
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"解析 {host} 超时 (name resolution timed out)") from None
+    except OSError as exc:
+        raise httpcore.ConnectError(f"无法解析主机 {host} (cannot resolve): {exc}") from None
+    if not addresses:
+        raise httpcore.ConnectError(f"主机 {host} 没有地址 (no address)")
+    for address in addresses:
+        why = address_refusal(address, host, allowed_hosts)
+        if why is not None:
+            raise SourceRefused(f"拒绝连接 {host}（{address}）：{why} (address refused by the §8 policy)")
+    return addresses
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to addresses :func:`checked_addresses` passed."""
+
+    def __init__(self, allowed_hosts: frozenset[str] | None) -> None:
+        self.allowed_hosts = allowed_hosts
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        failure: Exception | None = None
+        for address in await checked_addresses(host, port, self.allowed_hosts, timeout):
+            try:
+                # the checked address itself: nothing resolves the name again
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise SourceRefused("采集源不能使用 Unix 套接字 (no Unix sockets for sources)")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def ssl_context(verify: bool | ssl.SSLContext) -> ssl.SSLContext:
+    """httpx's default context (certifi's CAs), or one that checks nothing (``tls_verify: false``)."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    context = ssl.create_default_context(cafile=certifi.where())
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a pool whose every connection goes through :class:`GuardedBackend`.
+
+    No proxy from the environment: a proxy would connect for us, past the address check.
+    """
+
+    def __init__(self, *, verify: bool | ssl.SSLContext, allowed_hosts: frozenset[str] | None) -> None:
+        context = ssl_context(verify)
+        super().__init__(verify=context, trust_env=False)
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(allowed_hosts),
+        )
+
+
+# --- the client of one run ------------------------------------------------------------------------
 class SourceHTTP:
     """One ``httpx.AsyncClient`` for a run, with the hub's retry policy around every request."""
 
@@ -62,23 +248,29 @@ class SourceHTTP:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         allowed_hosts: frozenset[str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
-        verify: bool = True,
+        verify: bool | ssl.SSLContext = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
-        self.allowed_hosts = allowed_hosts
+        self.allowed_hosts = (
+            frozenset(host_key(h) for h in allowed_hosts) if allowed_hosts is not None else None
+        )
+        self.max_response_bytes = max_response_bytes
         self._sleep = sleep
         self.requests = 0
         self.waited_s = 0.0
+        #: origins that may receive credentials: ``base_url``'s, and those :meth:`trust` adds
+        self.origins: set[Origin] = {origin_of(self.base_url)}
         self._client = httpx.AsyncClient(
             timeout=timeout,
-            transport=transport,
-            follow_redirects=True,
-            verify=verify,
+            transport=transport or GuardedTransport(verify=verify, allowed_hosts=self.allowed_hosts),
+            follow_redirects=False,  # followed in :meth:`_send`, hop by hop
+            trust_env=False,  # no .netrc credentials, no proxy past the address check
             event_hooks={"request": [self._on_request]},
         )
 
@@ -96,25 +288,80 @@ class SourceHTTP:
             return path_or_url
         return f"{self.base_url}/{path_or_url.lstrip('/')}"
 
+    def trusted(self, url: httpx.URL | str) -> bool:
+        """Whether credentials may go to ``url`` (its origin is ``base_url``'s or one trusted)."""
+        return origin_of(url) in self.origins
+
+    def trust(self, url: str) -> None:
+        """Let ``url``'s origin receive credentials (an endpoint the authenticated service named)."""
+        self.origins.add(origin_of(url))
+
     async def _on_request(self, request: httpx.Request) -> None:
-        """Every request, redirects included: an allowed host; a redirect to another host loses the
-        session token (httpx itself only drops ``Authorization``)."""
+        """Every request, redirects included: an allowed host, and no credential for an untrusted
+        origin (httpx itself drops only ``Authorization``, and only when the host changes)."""
         self._check_host(str(request.url))
-        intended = _INTENDED_HOST.get()
-        if intended is not None and request.url.host.lower() != intended:
-            request.headers.pop("X-Auth-Token", None)
+        if not self.trusted(request.url):
+            for name in CREDENTIAL_HEADERS:
+                request.headers.pop(name, None)
 
     def _check_host(self, url: str) -> None:
+        if has_userinfo(url):
+            raise SourceRefused(f"{_where('GET', url)}: 地址含用户名或密码 (URL with userinfo refused)")
         if self.allowed_hosts is None:
             return
-        host = (urlsplit(url).hostname or "").lower()
+        host = host_key(urlsplit(url).hostname or "")
         if host not in self.allowed_hosts:
-            raise SourceError(f"主机 {host} 不在 SUPHUB_SOURCE_ALLOWED_HOSTS 中 (host not allowed)")
+            raise SourceRefused(f"主机 {host} 不在 SUPHUB_SOURCE_ALLOWED_HOSTS 中 (host not allowed)")
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_backoff_s)
         return random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2**attempt))
+
+    async def _read(self, response: httpx.Response, where: str) -> None:
+        """The body, decoded, at most ``max_response_bytes``; beyond that the rest is never read."""
+        limit = self.max_response_bytes
+        too_large = (
+            f"{where}: 应答超过 {limit} 字节上限 "
+            f"(answer larger than SUPHUB_SOURCE_MAX_RESPONSE_BYTES = {limit})"
+        )
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise SourceTooLarge(too_large)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise SourceTooLarge(too_large)
+            chunks.append(chunk)
+        # what ``aread`` would have stored: ``content``, ``json()`` and ``text`` work as usual
+        response._content = b"".join(chunks)
+
+    async def _send(
+        self, method: str, url: str, auth: httpx.Auth | None, kwargs: dict[str, Any]
+    ) -> httpx.Response:
+        """One attempt: the request and its redirects, each hop checked, its answer read capped."""
+        where = _where(method, url)
+        request = self._client.build_request(method, url, **kwargs)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self._client.send(
+                request, auth=auth if self.trusted(request.url) else None, stream=True
+            )
+            try:
+                if response.next_request is None:
+                    await self._read(response, where)
+                    return response
+            finally:
+                await response.aclose()
+            request = response.next_request
+            if request.method not in ("GET", "HEAD") and not self.trusted(request.url):
+                # a 307 / 308 keeps the body: a login's password would follow it elsewhere
+                raise SourceRefused(
+                    f"{where}: 不跟随到其他源的 {request.method} 重定向 "
+                    f"(a {request.method} redirect to another origin is not followed)"
+                )
+        raise SourceError(f"{where}: 重定向超过 {MAX_REDIRECTS} 次 (too many redirects)")
 
     async def request(
         self, method: str, path_or_url: str, *, expect: frozenset[int] = frozenset(), **kwargs: Any
@@ -122,14 +369,14 @@ class SourceHTTP:
         """Send with retries; a 2xx answer, or one whose status is in ``expect``, is returned."""
         url = self.url(path_or_url)
         self._check_host(url)
-        _INTENDED_HOST.set((urlsplit(url).hostname or "").lower())
+        auth: httpx.Auth | None = kwargs.pop("auth", None)
         where = _where(method, url)
         last = ""
         for attempt in range(self.attempts):
             retry_after: float | None = None
             try:
                 self.requests += 1
-                response = await self._client.request(method, url, **kwargs)
+                response = await self._send(method, url, auth, kwargs)
             except httpx.TransportError as exc:
                 last = f"{where}: {type(exc).__name__}"
             else:

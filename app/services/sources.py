@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.collectors.base import Collector, SourceError
+from app.collectors.http import has_userinfo
 from app.collectors.registry import collector_class
 from app.collectors.runner import is_stale, open_credentials, seal_credentials
 from app.config import Settings
@@ -49,6 +50,14 @@ def _check_options(collector: type[Collector], options: dict[str, Any], interval
 
 
 def _check_host(settings: Settings, base_url: str) -> None:
+    """No user or password in the URL (§8: credentials go in ``credentials``, sealed, and only to
+    this origin), and a host on ``SUPHUB_SOURCE_ALLOWED_HOSTS`` when it is set."""
+    if has_userinfo(base_url):
+        message = (
+            "base_url 不得包含用户名或密码，请放入 credentials "
+            "(base_url must not carry a user or password: use credentials)"
+        )
+        raise ValidationFailed(message, errors=[ErrorItem.of("base_url", message)])
     allowed = settings.allowed_source_hosts()
     host = (urlsplit(base_url).hostname or "").lower()
     if allowed is not None and host not in allowed:

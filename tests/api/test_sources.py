@@ -112,6 +112,33 @@ async def test_a_bad_source_is_refused_with_a_clear_error(
     assert message
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://monitor:pw-in-url@10.0.0.5",
+        "https://monitor@bmc.example/redfish/v1",
+        "http://:pw-in-url@10.0.0.5",
+    ],
+)
+async def test_a_base_url_with_a_user_or_password_is_refused_naming_the_field(
+    hub: Hub, base_url: str
+) -> None:
+    """§8: credentials go in ``credentials`` (sealed, and sent only to this origin), never in the URL."""
+    await hub.create_platform(GZ, "440100")
+    refused = await _create(hub, _hub_source(base_url=base_url))
+    _error(refused, 422, "1002")
+    assert [e["loc"] for e in refused.json()["errors"]] == ["base_url"]
+    assert "pw-in-url" not in refused.text and "monitor" not in refused.text
+
+    _data(await _create(hub, _hub_source()), 201)
+    changed = await hub.http.patch(
+        f"{SOURCES}/city", json={"base_url": base_url}, headers=hub.auth(hub.admin)
+    )
+    _error(changed, 422, "1002")
+    assert [e["loc"] for e in changed.json()["errors"]] == ["base_url"]
+    assert _data(await hub.get(f"{SOURCES}/city"))["base_url"] == "http://city-hub.example"
+
+
 async def test_a_duplicate_source_id_is_a_conflict_and_only_admins_manage_sources(hub: Hub) -> None:
     await hub.create_platform(GZ, "440100")
     _data(await _create(hub, _hub_source()), 201)

@@ -84,6 +84,8 @@ def _scheduler(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
             "SUPHUB_COLLECTOR_TICK_S": "1",
             "SUPHUB_ROLLUP_INTERVAL_S": "3600",
             "SUPHUB_MAINTENANCE_INTERVAL_S": "3600",
+            # the slow peer listens on loopback, which §8 refuses unless the host is listed
+            "SUPHUB_SOURCE_ALLOWED_HOSTS": '["127.0.0.1"]',
         }
     )
     with log.open("wb") as out:

@@ -2,7 +2,18 @@
 
 Keystone answers ``POST /v3/auth/tokens`` with the token in the ``X-Subject-Token`` header and
 the service catalogue in the body; every later call sends it as ``X-Auth-Token`` to an endpoint
-taken from that catalogue. A password token costs Keystone a bcrypt round (about 0.3 s), so the
+taken from that catalogue.
+
+Where the token may go (§8): the password only to ``base_url`` (a redirect of the login to another
+origin is not followed); the token to ``base_url`` and to the origins of the endpoints the run
+uses — ``options.endpoints`` or the catalogue Keystone returned for this token. The catalogue
+names other hosts by design (Nova, Cinder, Placement), the token was issued for exactly those
+services, and a Keystone able to name a hostile endpoint already held the password. What a
+catalogue cannot do is steer the hub anywhere: every connection still passes the address policy
+(no link-local / metadata, no loopback unless listed) and ``SUPHUB_SOURCE_ALLOWED_HOSTS``. A
+``next`` link's host is never followed (only its marker is taken).
+
+A password token costs Keystone a bcrypt round (about 0.3 s), so the
 token is kept for the whole run and renewed shortly before it expires — measured on the hub's
 monotonic clock from Keystone's own ``issued_at`` → ``expires_at`` lifetime, so a skewed clock on
 either side does not matter. A 401 from a service (token revoked, Keystone restarted with new
@@ -261,6 +272,8 @@ class OpenStackClient:
         self, token: Token, service: str, path: str, params: dict[str, str] | None, *, expect: frozenset[int]
     ) -> httpx.Response:
         base = self.endpoint(token, service) or await self.require_endpoint(service)
+        # the token goes to the endpoints Keystone (or the admin) named for it, on other hosts too
+        self.http.trust(base)
         headers = {"Accept": "application/json", "X-Auth-Token": token.value, **self.headers[service]}
         return await self.http.request(
             "GET", f"{base}/{path.lstrip('/')}", params=params, headers=headers, expect=expect

@@ -11,6 +11,12 @@ timeouts can be shorter than a run) logs in once more and repeats the request.
 Every request goes through the run's :class:`~app.collectors.http.SourceHTTP` (timeouts, retries
 on transport errors / 429 / 503, redirects followed — sushy-emulator answers a chassis asked by
 name with 307 to its UUID).
+
+The service is an untrusted peer (§8): the password and the session token go only to the origin
+(scheme, host, port) of ``base_url``. An ``@odata.id`` or ``Members@odata.nextLink`` naming
+another origin is not followed (:class:`SourceDataError`: a detail resource is skipped, a
+snapshot resource fails the run), a ``Links.Sessions`` elsewhere is not logged in to (Basic to
+the BMC instead), and a session ``Location`` elsewhere is not deleted with the token.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from app.collectors.errors import SourceDataError, SourceError, SourceHTTPError
-from app.collectors.http import SourceHTTP, parse_json
+from app.collectors.http import SourceHTTP, origin_of, parse_json
 from app.collectors.redfish.mapping import link, links, norm_path
 
 log = logging.getLogger(__name__)
@@ -86,6 +92,20 @@ class RedfishClient:
         """An absolute URL for an ``@odata.id`` (or a path), without its fragment."""
         return urljoin(self.origin + "/", ref.split("#", 1)[0])
 
+    def own(self, url: str) -> bool:
+        """Whether ``url`` is on the BMC's own origin, the only one credentials are sent to."""
+        return origin_of(url) == origin_of(self.origin)
+
+    def _own_url(self, ref: str) -> str:
+        """:meth:`url`, refusing a link to another origin before anything is sent there."""
+        url = self.url(ref)
+        if not self.own(url):
+            raise SourceDataError(
+                f"链接 {norm_path(url)} 指向其他源 {urlsplit(url).netloc.rpartition('@')[2]}，不跟随"
+                " (a link names another origin: not followed with the credentials)"
+            )
+        return url
+
     def _auth(self) -> dict[str, Any]:
         if self.token is not None:
             return {"headers": {"X-Auth-Token": self.token}}
@@ -102,7 +122,12 @@ class RedfishClient:
             service = link(root, "SessionService")
             if sessions is None and service is not None:
                 sessions = service.rstrip("/") + "/Sessions"
-            if sessions is not None:
+            if sessions is not None and not self.own(self.url(sessions)):
+                self.session_note = (
+                    "会话服务位于其他源，改用 Basic 认证 (Links.Sessions names another origin)"
+                )
+                log.warning("redfish %s: %s", self.origin, self.session_note)
+            elif sessions is not None:
                 self._sessions_url = self.url(sessions)
                 await self._login()
         return root
@@ -135,8 +160,14 @@ class RedfishClient:
                 body = None
             location = body.get("@odata.id") if isinstance(body, dict) else None
         self.token = token
-        if isinstance(location, str) and location:
-            self.sessions.append((urljoin(str(response.url), location), token))
+        uri = urljoin(str(response.url), location) if isinstance(location, str) and location else None
+        if uri is not None and self.own(uri):
+            self.sessions.append((uri, token))
+        elif uri is not None:
+            log.warning(
+                "redfish %s: the session's Location names another origin, it is not deleted there",
+                self.origin,
+            )
         else:
             log.warning("redfish %s: session without a Location, it cannot be deleted", self.origin)
 
@@ -174,7 +205,7 @@ class RedfishClient:
 
     async def get(self, ref: str) -> dict[str, Any]:
         """A resource as a JSON object; anything else is :class:`SourceDataError`."""
-        url = self.url(ref)
+        url = self._own_url(ref)
         cached = self._cache.get(url)
         if cached is not None:
             return cached

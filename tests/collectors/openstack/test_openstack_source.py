@@ -52,7 +52,7 @@ async def test_a_full_run_maps_servers_hypervisors_volumes_and_placement_capacit
     assets = await assets_by_id(hub)
     assert set(assets) == EVERYTHING
     assert {a["lifecycle"] for a in assets.values()} == {"in_use"}
-    assert {a["reporter"] for a in assets.values()} == {"source:gz-os"}
+    assert {(a["reporter"]["kind"], a["reporter"]["name"]) for a in assets.values()} == {("source", "gz-os")}
 
     web = assets[WEB]
     assert web["asset_type"] == "vm" and web["name"] == "gov-portal-web-01" and web["status"] == "running"

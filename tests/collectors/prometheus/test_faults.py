@@ -232,7 +232,12 @@ async def quick(settings: Settings, engine: AsyncEngine) -> AsyncIterator[tuple[
     """A hub whose collectors give up on a silent source after 0.3 s per request (and retry soon)."""
     await _empty_tables(engine, settings)
     fast = settings.model_copy(
-        update={"collector_request_timeout_s": REQUEST_TIMEOUT_S, "collector_backoff_s": BACKOFF_S}
+        update={
+            "collector_request_timeout_s": REQUEST_TIMEOUT_S,
+            "collector_backoff_s": BACKOFF_S,
+            # the real and the silent server listen on loopback: §8 needs the host listed
+            "source_allowed_hosts": ["127.0.0.1"],
+        }
     )
     application = create_app(fast)
     transport = httpx.ASGITransport(app=application)

@@ -13,8 +13,17 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
+from app.config import Settings
 from tests.collectors.prometheus.conftest import HOST, P, PrometheusPeer, create_source, run
 from tests.helpers import Hub
+
+
+@pytest.fixture(scope="session")
+def settings(settings: Settings) -> Settings:
+    """Prometheus listens on loopback, which §8 refuses unless the host is listed."""
+    return settings.model_copy(update={"source_allowed_hosts": ["127.0.0.1"]})
 
 
 async def samples(hub: Hub, **params: str) -> list[dict[str, Any]]:

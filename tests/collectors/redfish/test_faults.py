@@ -104,6 +104,111 @@ async def test_an_expired_session_logs_in_again(hub: Hub, app: Any) -> None:
     assert bmc.paths("DELETE") == [f"{SESSIONS}/1", f"{SESSIONS}/2"] and bmc.tokens == {}
 
 
+# --- credentials go only to the BMC's own origin (§8) ---------------------------------------------
+
+ELSEWHERE = "http://evil.example"
+
+
+def beside(bmc: FakeBMC) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """The BMC at ``BMC``, and a host elsewhere that records whatever reaches it."""
+    elsewhere: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "10.0.0.5" and request.url.port in (None, 80):
+            return bmc.handle(request)
+        elsewhere.append(request)
+        return httpx.Response(200, json={"Members": [], "Id": "x"})
+
+    return httpx.MockTransport(handle), elsewhere
+
+
+async def _beside(hub: Hub, app: Any, bmc: FakeBMC) -> list[httpx.Request]:
+    transport, elsewhere = beside(bmc)
+    await _source(hub, app, bmc)
+    app.state.collector_transport = transport
+    return elsewhere
+
+
+async def test_a_next_link_to_another_origin_is_not_followed_and_fails_the_snapshot(
+    hub: Hub, app: Any
+) -> None:
+    bmc = FakeBMC.mockup(sessions=True)
+    systems = bmc.tree["/redfish/v1/Systems"]
+    systems["Members@odata.nextLink"] = f"{ELSEWHERE}/redfish/v1/Systems?page=2"
+    elsewhere = await _beside(hub, app, bmc)
+    done = await run(hub, app)
+    assert done["status"] == "failed"
+    assert "another origin" in done["error"] and "evil.example" in done["error"]
+    assert elsewhere == []  # neither the session token nor anything else went there
+    assert bmc.deleted == [f"{SESSIONS}/1"]
+    assert await hub.assets(platform_code=PLATFORM) == []
+
+
+async def test_a_detail_resource_on_another_origin_is_skipped_and_counted(hub: Hub, app: Any) -> None:
+    bmc = FakeBMC.mockup()
+    chassis = bmc.tree["/redfish/v1/Chassis"]
+    chassis["Members"] = [*chassis["Members"], {"@odata.id": f"{ELSEWHERE}:8000/redfish/v1/Chassis/Evil"}]
+    # the BMC's own host on another port is another origin too
+    bmc.tree["/redfish/v1/Systems/437XR1138R2"]["Processors"] = {
+        "@odata.id": "http://10.0.0.5:8080/redfish/v1/Systems/437XR1138R2/Processors"
+    }
+    elsewhere = await _beside(hub, app, bmc)
+    done = await run(hub, app)
+    assert done["status"] == "success", done["error"]
+    assert done["rejected"] == 2
+    assert elsewhere == []
+    [server] = await hub.assets(platform_code=PLATFORM)
+    assert server["asset_id"] == SERIAL
+
+
+async def test_a_session_service_on_another_origin_gets_no_password(hub: Hub, app: Any) -> None:
+    bmc = FakeBMC.mockup(sessions=True)
+    root = bmc.tree["/redfish/v1/"]
+    root["Links"] = {"Sessions": {"@odata.id": f"{ELSEWHERE}{SESSIONS}"}}
+    elsewhere = await _beside(hub, app, bmc)
+    done = await run(hub, app)
+    assert done["status"] == "success", done["error"]
+    assert elsewhere == []
+    assert bmc.paths("POST") == []  # no login at all: Basic to the BMC itself
+    assert all(r.headers.get("Authorization") == BASIC for r in bmc.requests if r.url.path != "/redfish/v1/")
+
+
+async def test_a_login_redirected_to_another_origin_falls_back_to_basic(hub: Hub, app: Any) -> None:
+    bmc = FakeBMC.mockup(sessions=True)
+    bmc.fail(
+        "POST",
+        SESSIONS,
+        lambda request, attempt: httpx.Response(307, headers={"Location": ELSEWHERE + SESSIONS}),
+    )
+    elsewhere = await _beside(hub, app, bmc)
+    done = await run(hub, app)
+    assert done["status"] == "success", done["error"]
+    assert elsewhere == []  # the 307 would have carried the password in its body
+    gets = [r for r in bmc.requests if r.method == "GET" and r.url.path != "/redfish/v1/"]
+    assert gets and all(r.headers.get("Authorization") == BASIC for r in gets)
+
+
+async def test_a_session_located_on_another_origin_is_not_deleted_there_with_its_token(
+    hub: Hub, app: Any
+) -> None:
+    bmc = FakeBMC.mockup(sessions=True)
+
+    def foreign_location(request: httpx.Request, attempt: int) -> httpx.Response:
+        bmc.tokens["token-9"] = f"{SESSIONS}/9"
+        return httpx.Response(
+            201, json={"Id": "9"}, headers={"X-Auth-Token": "token-9", "Location": f"{ELSEWHERE}{SESSIONS}/9"}
+        )
+
+    bmc.fail("POST", SESSIONS, foreign_location)
+    elsewhere = await _beside(hub, app, bmc)
+    done = await run(hub, app)
+    assert done["status"] == "success", done["error"]
+    assert elsewhere == []
+    gets = [r for r in bmc.requests if r.method == "GET" and r.url.path != "/redfish/v1/"]
+    assert gets and all(r.headers.get("X-Auth-Token") == "token-9" for r in gets)
+    assert bmc.paths("DELETE") == []
+
+
 # --- transport and HTTP failures ----------------------------------------------------------------
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from app.collectors.http import SourceHTTP
 from app.collectors.redfish.client import RedfishClient
+from app.config import Settings
 from tests.collectors.redfish.conftest import (
     CHASSIS,
     EMULATOR_PASSWORD,
@@ -27,6 +30,13 @@ from tests.collectors.redfish.flow import (
 from tests.helpers import Hub
 
 SERIAL = "437XR1138R2"  # the mockup's ComputerSystem
+LOOPBACK = frozenset({"127.0.0.1"})
+
+
+@pytest.fixture(scope="session")
+def settings(settings: Settings) -> Settings:
+    """The sushy servers listen on loopback, which §8 refuses unless the host is listed."""
+    return settings.model_copy(update={"source_allowed_hosts": sorted(LOOPBACK)})
 
 
 async def test_the_public_mockup_becomes_a_server_with_its_sensors_and_room_samples(
@@ -152,7 +162,7 @@ async def test_wrong_credentials_fail_the_run_with_the_answer(
 
 
 async def test_the_client_follows_the_emulators_307_with_its_credentials(sushy_emulator: Server) -> None:
-    async with SourceHTTP(sushy_emulator.base_url) as http:
+    async with SourceHTTP(sushy_emulator.base_url, allowed_hosts=LOOPBACK) as http:
         client = RedfishClient(http, (EMULATOR_USER, EMULATOR_PASSWORD))
         root = await client.open()
         assert "SessionService" not in root and client.token is None  # Basic only
