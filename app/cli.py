@@ -13,6 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 from app.config import Settings, get_settings
 from app.paths import ALEMBIC_INI
@@ -32,7 +33,12 @@ def alembic_config(database_url: str | None = None) -> Config:
 def migrate(settings: Settings) -> None:
     """``alembic upgrade head`` on the configured database (creating ./var for SQLite)."""
     if settings.is_sqlite:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        from app.datafiles import private_dir, private_sqlite_database
+
+        private_dir(Path(settings.data_dir))
+        database = make_url(settings.resolved_database_url).database
+        if database and database != ":memory:":
+            private_sqlite_database(Path(database), create=True)
     command.upgrade(alembic_config(settings.resolved_database_url), "head")
 
 
@@ -52,6 +58,7 @@ def _safe_url(settings: Settings) -> str:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.api.guards import http_protocol
     from app.errors import ServerKeyError
     from app.main import create_app
     from app.security.keys import load_server_key
@@ -73,6 +80,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         proxy_headers=False,
+        # uvicorn has no time limit on request headers of its own: a protocol with one (§14)
+        http=http_protocol(settings.request_read_timeout_s),
     )
     return 0
 
@@ -137,40 +146,57 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _verify_audit(settings: Settings) -> dict[str, Any]:
+async def _verify_audit(settings: Settings, new_checkpoint: bool = False) -> dict[str, Any]:
     from app.db import create_engine, create_sessionmaker
-    from app.security.audit import verify_audit
+    from app.security.audit import renew_head_file, verify_audit
+    from app.security.keys import load_server_key
 
+    server_key = load_server_key(settings)  # the chain keys are sealed under it
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session:
-            return await verify_audit(session, settings.data_dir)
+            if new_checkpoint:
+                return await renew_head_file(session, settings.data_dir, server_key)
+            return await verify_audit(session, settings.data_dir, server_key)
     finally:
         await engine.dispose()
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from app.errors import ServerKeyError
+
     settings = get_settings()
-    result = asyncio.run(_verify_audit(settings))
+    try:
+        result = asyncio.run(_verify_audit(settings, args.new_checkpoint))
+    except ServerKeyError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     print(json.dumps(result, ensure_ascii=False, default=str))
     if not result["ok"]:
-        print(
-            f"审计链损坏：第一个异常事件 seq={result['first_bad_seq']}：{result['reason']} "
-            f"(audit chain broken at seq {result['first_bad_seq']})",
-            file=sys.stderr,
-        )
+        if result["first_bad_seq"] is None:
+            print(f"审计链检查未通过：{result['reason']} (audit chain check failed)", file=sys.stderr)
+        else:
+            print(
+                f"审计链损坏：第一个异常事件 seq={result['first_bad_seq']}：{result['reason']} "
+                f"(audit chain broken at seq {result['first_bad_seq']})",
+                file=sys.stderr,
+            )
         return 1
     return 0
 
 
 async def _reencrypt(settings: Settings, old: Any, new: Any) -> int:
     from app.db import create_engine, create_sessionmaker, write_session
+    from app.security.audit import reseal_chain_keys
     from app.services.clients import reencrypt_secrets
 
     engine = create_engine(settings)
     try:
         async with write_session(create_sessionmaker(engine)) as session:
-            return await reencrypt_secrets(session, old, new)
+            count = await reencrypt_secrets(session, old, new)
+            # the audit chain keys too (§9), and a new one for the events from here on
+            await reseal_chain_keys(session, old, new)
+            return count
     finally:
         await engine.dispose()
 
@@ -180,7 +206,13 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
     import secrets as random_secrets
 
     from app.errors import ServerKeyError
-    from app.security.keys import ServerKey, _parse_material, load_server_key, write_key_file
+    from app.security.keys import (
+        ServerKey,
+        _parse_material,
+        install_key_file,
+        load_server_key,
+        stage_key_file,
+    )
 
     settings = get_settings()
     try:
@@ -205,14 +237,16 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
         print("新密钥与当前密钥相同 (the new key is the current key)", file=sys.stderr)
         return 2
     migrate(settings)
+    if not configured:  # running hubs can open what is re-encrypted from the first commit on
+        stage_key_file(Path(settings.data_dir) / "server.key", material)
     count = asyncio.run(_reencrypt(settings, old, new))
     if not configured:
         key_file = Path(settings.data_dir) / "server.key"
-        os.replace(key_file, key_file.with_name(f"server.key.{old.key_id}.old"))
-        write_key_file(key_file, material)
+        install_key_file(key_file, material, old.key_id)
         advice = (
-            f"新密钥已写入 {key_file}，旧密钥保留为 server.key.{old.key_id}.old；请重启 hub 并备份新密钥 "
-            "(new key written; restart the hub and back the new key up)"
+            f"新密钥已写入 {key_file}，旧密钥保留为 server.key.{old.key_id}.old；运行中的 hub 会自动"
+            "改用新密钥，无需重启；请备份新密钥 "
+            "(new key written; running hubs pick it up without a restart; back the new key up)"
         )
     else:
         advice = (
@@ -270,9 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser(
+    audit_verify = audit_sub.add_parser(
         "verify", help="check the audit chain; exit 1 naming the first bad event"
-    ).set_defaults(func=_cmd_audit_verify)
+    )
+    audit_verify.add_argument(
+        "--new-checkpoint",
+        action="store_true",
+        help="when the head checkpoint file is missing or unreadable and the chain verifies, write a new one",
+    )
+    audit_verify.set_defaults(func=_cmd_audit_verify)
 
     sub.add_parser(
         "scheduler", help="the background jobs (rollups, retention, partitions) as their own process"
@@ -291,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app import logsafe
+    from app.datafiles import UMASK
+
+    logsafe.install()  # client values reach the log escaped (§13), uvicorn's access log included
+    os.umask(UMASK)  # the hub's data files are its own (§14): 0600 files, 0700 directories
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
     result: int = args.func(args)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import time
 from datetime import UTC, datetime
@@ -75,7 +75,11 @@ def claimed_app_key(scope: Scope) -> str | None:
 
 
 class AuditMiddleware:
-    """Writes every request to the audit chain; a write's event is committed before its answer."""
+    """Writes every request to the audit chain; a write's event is committed before its answer.
+
+    When that commit fails (the store is away) the answer becomes 503 ``5001`` and the event, with
+    that status, waits in the writer's bounded backlog until the store answers again.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -86,6 +90,7 @@ class AuditMiddleware:
             return
         hub = scope["app"]
         writer = hub.state.audit_writer
+        writer.bind(hub.state)
         settings = hub.state.settings
         started = datetime.now(UTC)
         client = scope.get("client")
@@ -100,7 +105,7 @@ class AuditMiddleware:
                 client[0] if client else None, _header(scope, b"x-forwarded-for"), settings.trusted_proxies
             ),
         }
-        replaced = False
+        replaced = answered = False
 
         def event(status: int) -> dict[str, Any]:
             state = scope.get("state", {})
@@ -115,17 +120,20 @@ class AuditMiddleware:
             }
 
         async def audited_send(message: Message) -> None:
-            nonlocal replaced
+            nonlocal replaced, answered
             if replaced:
                 return
             if message["type"] == "http.response.start":
+                answered = True
                 fields = event(int(message["status"]))
                 if method in WRITE_METHODS:
                     try:
                         await writer.commit(fields)
                     except Exception:
                         replaced = True
-                        await _send_unavailable(send, str(fields["request_id"]))
+                        unavailable = _unavailable()
+                        writer.defer({**fields, "status": unavailable.status_code})
+                        await send_error(send, unavailable, str(fields["request_id"]))
                         return
                 else:
                     writer.submit(fields)
@@ -133,19 +141,35 @@ class AuditMiddleware:
 
         try:
             await self.app(scope, receive, audited_send)
-        except Exception:
+        except Exception as failure:
+            if answered:  # its event is recorded (or waiting) already
+                raise
             fields = event(500)
-            with contextlib.suppress(Exception):
-                if method in WRITE_METHODS:
-                    await writer.commit(fields)
-                else:
-                    writer.submit(fields)
+            if method not in WRITE_METHODS:
+                writer.submit(fields)
+                raise
+            try:
+                await writer.commit(fields)
+            except Exception:
+                # a write whose event cannot be committed is answered 503 (nothing accepted), like above
+                _log.warning(
+                    "%s %r failed (%s) and its audit event cannot be committed: answered 503",
+                    method,
+                    event_base["path"],
+                    type(failure).__name__,
+                )
+                unavailable = _unavailable()
+                writer.defer({**fields, "status": unavailable.status_code})
+                await send_error(send, unavailable, str(fields["request_id"]))
+                return
             raise
 
 
-async def _send_unavailable(send: Send, request_id: str) -> None:
-    error = StorageUnavailable("审计日志暂不可写，请稍后重试 (audit log unavailable; retry later)")
-    await send_error(send, error, request_id)
+_log = logging.getLogger(__name__)
+
+
+def _unavailable() -> StorageUnavailable:
+    return StorageUnavailable("审计日志暂不可写，请稍后重试 (audit log unavailable; retry later)")
 
 
 async def send_error(send: Send, error: AppError, request_id: str) -> None:
@@ -154,7 +178,7 @@ async def send_error(send: Send, error: AppError, request_id: str) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode()),
+        # X-Request-Id is added by RequestIdMiddleware, outside every middleware that calls this
     ]
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
@@ -178,13 +202,21 @@ class RejectNulMiddleware:
 
 
 class SourceRateLimitMiddleware:
-    """The per-source-IP rate limit, before authentication (refusals are still audited)."""
+    """The per-source-IP rate limit, before authentication (refusals are still audited).
+
+    It runs outside the app's error handlers: a bucket the store cannot read (database down or
+    hung) is answered here as 503 ``5001`` with ``Retry-After``, never left to become a 500.
+    ``/readyz`` queries the database, so it is limited too (and, as a probe, still not audited);
+    only ``/healthz``, which touches nothing, is free.
+    """
+
+    UNLIMITED_PATHS = frozenset({"/healthz"})
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in UNAUDITED_PATHS:
+        if scope["type"] != "http" or scope.get("path") in self.UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
         hub = scope["app"]
@@ -197,7 +229,7 @@ class SourceRateLimitMiddleware:
         )
         try:
             await limiter.take(f"ip:{address}", limiter.ip_limit)
-        except RateLimited as exc:
+        except (RateLimited, StorageUnavailable) as exc:  # 429 4001; 503 5001: the store cannot answer
             await send_error(send, exc, str(scope.get("state", {}).get("request_id", "")))
             return
         await self.app(scope, receive, send)

@@ -1,10 +1,10 @@
-"""The audit log (§9): every request as an event, chained with SM3."""
+"""The audit log (§9): every request as an event, chained with HMAC-SM3 under keys held sealed."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -41,6 +41,9 @@ class AuditHead(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: events from this ``seq`` on are keyed (HMAC-SM3); earlier ones are the plain SM3 chain of a
+    #: hub from before the keyed chain (set by the migration to its head + 1; 1 on a new hub)
+    keyed_from: Mapped[int] = mapped_column(BigInteger, server_default="1")
 
 
 class AuditCheckpoint(Base):
@@ -51,3 +54,20 @@ class AuditCheckpoint(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column()
+
+
+class AuditChainKey(Base):
+    """A chain key, sealed under the server key, for the events from ``from_seq`` until the next row.
+
+    The key is derived from the server key when the row is made; ``supervision-hub keys rotate``
+    re-seals every row under the new server key and adds a row for the events after the rotation,
+    so events chained before it stay verifiable without the retired key.
+    """
+
+    __tablename__ = "audit_chain_key"
+
+    from_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    #: the server key it is sealed under (the ciphertext names it too; kept here to be read)
+    key_id: Mapped[str] = mapped_column(String(16))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -131,9 +131,10 @@ async def test_truncating_the_newest_events_is_detected_even_with_the_head_row_r
     await writer.close()  # no new events: the chain now ends at `keep`, as an attacker left it
     from app.db import create_sessionmaker
     from app.security.audit import verify_audit
+    from app.security.keys import load_server_key
 
     async with create_sessionmaker(engine)() as session:
-        result = await verify_audit(session, hub.settings.data_dir)
+        result = await verify_audit(session, hub.settings.data_dir, load_server_key(hub.settings))
     assert result["ok"] is False and result["first_bad_seq"] == keep + 1
     assert "checkpoint" in result["reason"]
 
