@@ -5,6 +5,7 @@ AppError (code, HTTP status)
 ├── ValidationFailed ............ 1002 422
 ├── PayloadTooLarge ............. 1003 413
 ├── UnsupportedMediaType ........ 1004 415
+├── QueryTooBroad ............... 1005 400
 ├── CredentialsMissing .......... 2001 401
 ├── UnknownKey .................. 2002 401
 ├── TimestampOutOfWindow ........ 2003 401
@@ -21,13 +22,15 @@ AppError (code, HTTP status)
 from __future__ import annotations
 
 import logging
+import socket
+import sqlite3
 from typing import Any, ClassVar
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -99,6 +102,15 @@ class UnsupportedMediaType(AppError):
     code, status_code, default_message = "1004", 415, "不支持的媒体类型或内容编码 (unsupported media type)"
 
 
+class QueryTooBroad(AppError):
+    code, status_code, default_message = (
+        "1005",
+        400,
+        "查询范围过大，已超过语句时限，请缩小时间窗口或筛选范围 "
+        "(query too broad: cancelled at the statement time limit; narrow the window or filters)",
+    )
+
+
 class CredentialsMissing(AppError):
     code, status_code, default_message = "2001", 401, "缺少认证信息 (credentials missing)"
 
@@ -164,6 +176,13 @@ class StorageUnavailable(AppError):
 
 class InternalError(AppError):
     code, status_code = "5000", 500
+
+
+class RequestTimeout(BadParameter):
+    """A body that stopped arriving (§14): ``1001``, sent as 408 so clients and proxies see why."""
+
+    status_code = 408
+    default_message = "请求体未在时限内送达，连接已关闭 (request body not received in time; closed)"
 
 
 def request_id_of(request: Request) -> str:
@@ -234,6 +253,16 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         if allow:
             err.headers = {"Allow": allow}
         return error_response(request, err)
+    if exc.status_code == 400:
+        # FastAPI's own reading of a JSON body gave up (nested deeper than Python's parser
+        # goes): a body that is not usable JSON is 422 1002 (§2.1: the status matches the code)
+        return error_response(
+            request,
+            ValidationFailed(
+                "请求体不是可解析的 JSON（嵌套过深？）(the body could not be parsed: nested too deeply?)",
+                errors=[ErrorItem.of("body", str(exc.detail))],
+            ),
+        )
     err2 = AppError(str(exc.detail))
     response = error_response(request, err2)
     response.status_code = exc.status_code
@@ -241,12 +270,24 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
-    """A database that cannot be reached (or is locked for too long) is a 503, not a 500."""
-    log.warning("storage unavailable: %s", type(exc).__name__)
-    return error_response(request, StorageUnavailable())
+    """A database that cannot be reached, hangs or cancels a statement: 503 ``5001`` / 400 ``1005``."""
+    error = storage_error(exc)
+    if error is None:
+        return await _unexpected(request, exc)
+    _log_storage_error(request, error, exc)
+    return error_response(request, error)
+
+
+def _log_storage_error(request: Request, error: AppError, exc: BaseException) -> None:
+    log.warning("%s in %s %s: %s", error.code, request.method, request.url.path, describe_storage_error(exc))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    # the last resort (outside every middleware): a storage failure that got this far is still a 503
+    error = storage_error(exc)
+    if error is not None:
+        _log_storage_error(request, error, exc)
+        return error_response(request, error)
     log.exception("unhandled error in %s %s", request.method, request.url.path)
     return error_response(request, InternalError())
 
@@ -257,21 +298,120 @@ async def _server_key_error(request: Request, exc: Exception) -> Response:
     return error_response(request, StorageUnavailable(str(exc), retry_after_s=60))
 
 
-def is_storage_unavailable(exc: BaseException) -> bool:
-    """Connection failures, pool exhaustion and SQLite lock timeouts: retry later, nothing stored."""
-    if isinstance(exc, PoolTimeoutError | ConnectionError | TimeoutError):
-        return True
+#: SQLSTATE classes and codes of a server that is down, starting, stopping or out of resources
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "58")
+_UNAVAILABLE_SQLSTATES = frozenset(
+    {
+        "57P01",  # admin_shutdown: "terminating connection due to administrator command"
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now: "the database system is starting up / shutting down"
+        "57P05",  # idle_session_timeout
+        "25006",  # read_only_sql_transaction: a primary that became a replica (failover)
+    }
+)
+_QUERY_CANCELED = "57014"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc``, the driver error SQLAlchemy wrapped, and what caused each (the asyncpg original)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return chain
+
+
+def _is_asyncpg_connection_error(exc: BaseException) -> bool:
+    """asyncpg's client-side errors about the connection itself ("connection is closed",
+    "another operation is in progress", "connection was closed in the middle of operation");
+    not its ``DataError`` (a parameter the driver cannot encode — a bug or bad input, never 503)."""
+    module = type(exc).__module__ or ""
+    if not module.startswith("asyncpg") or isinstance(exc, ValueError):
+        return False
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"ConnectionDoesNotExistError", "InterfaceError", "InternalClientError"}) and (
+        "PostgresError" not in names
+    )
+
+
+def storage_error(exc: BaseException) -> AppError | None:
+    """The §2.1 answer to a failure of the database, or None when ``exc`` is not one (a bug).
+
+    A statement the database cancelled at the statement time limit (§13) is 400 ``1005``:
+    retrying the same query will not help. Everything that says the store cannot answer now —
+    refused or broken connections, a server starting or stopping, a client-side time limit on a
+    hung server, a pool exhausted past ``SUPHUB_DB_POOL_TIMEOUT_S``, SQLite's lock timeout — is
+    503 ``5001`` with ``Retry-After``.
+    """
+    if isinstance(exc, AppError):
+        return exc if isinstance(exc, StorageUnavailable | QueryTooBroad) else None
+    if isinstance(exc, PoolTimeoutError):
+        return StorageUnavailable("数据库连接池已满，请稍后重试 (no database connection free; retry later)")
+    chain = _causes(exc)
+    for cause in chain:
+        sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        if not isinstance(sqlstate, str):
+            continue
+        if sqlstate == _QUERY_CANCELED:
+            if "statement timeout" in str(cause):
+                return QueryTooBroad()
+            return StorageUnavailable()
+        if sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
+            return StorageUnavailable()
+    for cause in chain:
+        if isinstance(cause, sqlite3.OperationalError) and str(cause) == "interrupted":
+            # the progress handler of app.db stopped a statement past its time limit
+            return QueryTooBroad()
+    for cause in chain:
+        if isinstance(cause, TimeoutError | ConnectionError | socket.gaierror):
+            return StorageUnavailable()
+        if _is_asyncpg_connection_error(cause):
+            return StorageUnavailable()
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return StorageUnavailable()
     if isinstance(exc, OperationalError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+        # SQLite: "database is locked" past the busy timeout, "unable to open database file", I/O
+        return StorageUnavailable()
+    if isinstance(exc, InterfaceError) and not any(isinstance(c, ValueError) for c in chain):
+        return StorageUnavailable()
+    return None
+
+
+def is_storage_unavailable(exc: BaseException) -> bool:
+    """Connection failures, hung servers, pool exhaustion and SQLite lock timeouts: retry later."""
+    return isinstance(storage_error(exc), StorageUnavailable)
+
+
+def describe_storage_error(exc: BaseException) -> str:
+    """One log line about a storage failure: the driver's error class and first line, escaped."""
+    cause = _causes(exc)[-1]
+    first = (str(cause).splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__} ({type(cause).__name__}: {first!r})"
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
-    app.add_exception_handler(OperationalError, _database_error)
+    # every driver error (IntegrityError included) goes through storage_error: not one is a 500
+    # unless it is a bug, and those are still logged with their traceback by _unexpected
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(ConnectionError, _database_error)
+    app.add_exception_handler(TimeoutError, _database_error)
+    app.add_exception_handler(socket.gaierror, _database_error)
+    for driver_error in _asyncpg_errors():
+        app.add_exception_handler(driver_error, _database_error)
     app.add_exception_handler(ServerKeyError, _server_key_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+def _asyncpg_errors() -> tuple[type[Exception], ...]:
+    """asyncpg's base errors, which a connection attempt may raise unwrapped by SQLAlchemy."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return ()
+    return (asyncpg.PostgresError, asyncpg.InterfaceError)

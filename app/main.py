@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from app import logsafe
 from app.api import (
     admin,
     admin_supervision,
@@ -30,6 +31,7 @@ from app.api import (
     thresholds,
     warnings,
 )
+from app.api.guards import RequestGuardMiddleware
 from app.api.middleware import (
     AuditMiddleware,
     RejectNulMiddleware,
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     serves: the embedded default of ``supervision-hub serve``.
     """
     settings = settings or get_settings()
+    logsafe.install()  # client values reach the log escaped (§13)
     engine = create_engine(settings)
 
     @asynccontextmanager
@@ -134,7 +137,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.state.audit_writer = AuditWriter(app.state.sessionmaker, settings.data_dir)
     app.state.rate_limiter = RateLimiter(settings, engine)
     install_error_handlers(app)
-    # outermost last: request id → audit → NUL guard → source-IP rate limit → the app
+    # outermost last: request id → audit → NUL guard → source-IP rate limit → the key before the
+    # body, capped and timed bodies, the query as signed (app/api/guards.py) → the app
+    app.add_middleware(RequestGuardMiddleware)
     app.add_middleware(SourceRateLimitMiddleware)
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(AuditMiddleware)

@@ -89,7 +89,10 @@ class Hub:
         return await self.http.post(f"/api/v1/reports/{kind}", content=content, headers=all_headers)
 
     async def get(self, path: str, key: str | None = None, **params: Any) -> httpx.Response:
-        return await self.http.get(path, params=params or None, headers=self.auth(key or self.admin))
+        # as docs/signing.md says to: a space is %20, since the hub reads "+" as a literal plus (§3)
+        query = str(httpx.QueryParams(params)).replace("+", "%20")
+        url = f"{path}{'&' if '?' in path else '?'}{query}" if query else path
+        return await self.http.get(url, headers=self.auth(key or self.admin))
 
     async def assets(self, key: str | None = None, **params: Any) -> list[dict[str, Any]]:
         """Every asset the key sees, following cursors."""

@@ -9,24 +9,27 @@ from starlette.requests import Request
 from app.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"请求体超过 {limit // (1024 * 1024)} MiB 上限 (body exceeds {limit} bytes)")
+def too_large(limit: int) -> PayloadTooLarge:
+    mib, rest = divmod(limit, 1024 * 1024)
+    cap = f"{mib} MiB" if mib and not rest else f"{limit} 字节"
+    return PayloadTooLarge(f"请求体超过 {cap} 上限 (body exceeds {limit} bytes)")
 
 
 async def read_raw_body(request: Request, limit: int) -> bytes:
-    """The body as sent (cached on the request), refusing more than ``limit`` bytes early."""
+    """The body as sent: read by the request guard (``app/api/guards.py``), capped and timed, before
+    the app ran; read here, refusing more than ``limit`` bytes early, only without the guard."""
     cached = getattr(request.state, "raw_body", None)
     if cached is not None:
         return bytes(cached)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     parts: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         parts.append(chunk)
     body = b"".join(parts)
     request.state.raw_body = body
@@ -46,16 +49,48 @@ def decode_body(request: Request, raw: bytes, limit: int) -> bytes:
         return raw
     if encoding not in {"gzip", "x-gzip"}:
         raise UnsupportedMediaType(f"不支持的内容编码 {encoding}，仅支持 gzip (unsupported content encoding)")
+    return _gunzip(raw, limit)
+
+
+#: compressed input is fed in pieces growing from the first size to the second: zlib copies what
+#: follows the end of a member, so a body of many small members must not copy the rest each time
+_GZIP_FEED = (512, 64 * 1024)
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    """Every member of a gzip body (RFC 1952 §2.2: members are concatenated), ``limit`` bytes at most.
+
+    Zero bytes after the last member are padding (as ``gzip`` itself treats them); anything else
+    after a member is decoded as the next member, and refused when it is not one.
+    """
+    view = memoryview(raw)
+    parts: list[bytes] = []
+    size = pos = 0
+    feed = _GZIP_FEED[0]
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    inside = False  # whether the current member has begun
+    members = 0
     try:
-        out = inflater.decompress(raw, limit + 1)
-        if len(out) > limit or inflater.unconsumed_tail:
-            raise _too_large(limit)
-        out += inflater.flush()
+        while pos < len(view):
+            if not inside and members and view[pos] == 0 and bytes(view[pos:]).count(0) == len(view) - pos:
+                break  # zero padding after the last member
+            piece = view[pos : pos + feed]
+            out = inflater.decompress(piece, limit - size + 1)
+            size += len(out)
+            if size > limit:
+                raise too_large(limit)
+            if out:
+                parts.append(out)
+            if inflater.eof:
+                members += 1
+                pos += len(piece) - len(inflater.unused_data)
+                inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                inside, feed = False, _GZIP_FEED[0]
+            else:
+                pos += len(piece)
+                inside, feed = True, min(feed * 2, _GZIP_FEED[1])
     except zlib.error as exc:
         raise ValidationFailed(f"gzip 解压失败 (invalid gzip body: {exc})") from None
-    if len(out) > limit:
-        raise _too_large(limit)
-    if not inflater.eof:
+    if inside or not members:
         raise ValidationFailed("gzip 数据不完整 (truncated gzip body)")
-    return out
+    return b"".join(parts)

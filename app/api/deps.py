@@ -8,10 +8,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.body import read_raw_body
 from app.config import Settings
-from app.errors import envelope, request_id_of
-from app.security.auth import authenticate
+from app.errors import CredentialsMissing, envelope, request_id_of
 from app.security.keys import ServerKey, server_key_for
 from app.security.principal import Principal
 
@@ -50,13 +48,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def current_principal(request: Request) -> Principal:
-    """The authenticated caller; signed requests need the body as sent for their digest."""
-    settings = settings_of(request)
-    body: bytes | None = None
-    if "authorization" not in request.headers and request.method in {"POST", "PUT", "PATCH", "DELETE"}:
-        body = await read_raw_body(request, settings.max_body_bytes)
-    principal = await authenticate(request, body, sessionmaker_of(request), server_key_of(request), settings)
-    request.state.principal = principal
+    """The caller, authenticated before the body was read (``app/api/guards.py``), rate limited."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # only an app built without the guard gets here: it must not serve
+        raise CredentialsMissing()
     limiter = request.app.state.rate_limiter
     await limiter.take(f"key:{principal.app_key}", limiter.limit_for_role(principal.role))
     return principal

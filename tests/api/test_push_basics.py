@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
+
+import orjson
 
 from tests.helpers import Hub, batch, now_utc, rfc3339, vm
 
@@ -159,3 +162,30 @@ async def test_unknown_fields_are_ignored_and_named_in_warnings(hub: Hub) -> Non
     assert data["status"] == "accepted"
     assert any("colour" in w["message"] and w["index"] == 0 for w in data["warnings"])
     assert "colour" not in (await hub.assets())[0]
+
+
+async def test_every_member_of_a_gzip_body_is_decoded(hub: Hub) -> None:
+    """RFC 1952 §2.2: a gzip file is a series of members; ``gzip(a) + gzip(b)`` is ``a + b``."""
+    await hub.create_platform(P)
+    body = orjson.dumps(batch(P, "members-1", [vm("vm-1"), vm("vm-2")]))
+    half = len(body) // 2
+    members = gzip.compress(body[:half]) + gzip.compress(body[half:])
+    headers = {"Content-Encoding": "gzip"}
+    answer = await hub.push("assets", None, raw=members, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["accepted"] == 2
+    # zero padding after the last member is ignored, as gzip itself does; other trailing bytes are not
+    padded = await hub.push("assets", None, raw=members + b"\0" * 64, headers=headers)
+    assert padded.status_code == 200 and padded.headers["idempotent-replay"] == "true"
+    trailing = await hub.push("assets", None, raw=members + b"garbage", headers=headers)
+    assert (trailing.status_code, trailing.json()["code"]) == (422, "1002")
+    assert sorted(a["asset_id"] for a in await hub.assets()) == ["vm-1", "vm-2"]
+
+
+async def test_the_size_cap_counts_every_gzip_member(small_hub: Hub) -> None:
+    await small_hub.create_platform(P)
+    first = orjson.dumps(batch(P, "members-2", [vm("vm-1", description="d" * 1200)]))
+    # the first member alone is within the 2 000 byte cap; with the second it is not
+    members = gzip.compress(first[:-1]) + gzip.compress(b" " * 1500 + first[-1:])
+    answer = await small_hub.push("assets", None, raw=members, headers={"Content-Encoding": "gzip"})
+    assert (answer.status_code, answer.json()["code"]) == (413, "1003")

@@ -15,11 +15,14 @@ import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from starlette.datastructures import QueryParams
 
+from app.api.guards import literal_plus
 from app.security import sm3 as sm3_module
 from app.security.signing import (
     NONCE_PATTERN,
@@ -289,6 +292,24 @@ def test_canonical_query_is_idempotent_and_ascii(pairs: list[tuple[str, str]]) -
     assert once.isascii()
     assert " " not in once
     assert "+" not in once
+
+
+@settings(database=None)
+@given(st.lists(st.tuples(_query_text, _query_text), min_size=1, max_size=6))
+def test_the_hub_reads_the_query_as_the_canonical_query_decodes_it(pairs: list[tuple[str, str]]) -> None:
+    """The hub rewrites ``+`` to ``%2B`` before routing (app/api/guards.py): the signature does not
+    change, and the framework's parser then reads every key and value exactly as the canonicaliser
+    decodes them — ``+`` a literal plus, never a space (issue 13 item 10)."""
+    raw = "&".join(f"{k}={v}" for k, v in pairs).encode()
+    rewritten = literal_plus(raw)
+    assert canonical_query(rewritten) == canonical_query(raw)
+    framework = QueryParams(rewritten).multi_items()
+    decoded = [
+        tuple(unquote_to_bytes(part).decode("utf-8", "replace") for part in piece.partition(b"=")[::2])
+        for piece in raw.split(b"&")
+        if piece
+    ]
+    assert framework == decoded
 
 
 # --- string to sign and signatures ----------------------------------------------------------
