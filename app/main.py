@@ -6,7 +6,7 @@ import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from app import logsafe
@@ -31,7 +31,7 @@ from app.api import (
     thresholds,
     warnings,
 )
-from app.api.guards import RequestGuardMiddleware
+from app.api.guards import RequestGuardMiddleware, known_query_only
 from app.api.middleware import (
     AuditMiddleware,
     RejectNulMiddleware,
@@ -129,12 +129,20 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # every route refuses a query parameter it does not declare (§2.2)
+        dependencies=[Depends(known_query_only)],
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.write_sessionmaker = create_write_sessionmaker(engine)
-    app.state.audit_writer = AuditWriter(app.state.sessionmaker, settings.data_dir)
+    app.state.audit_writer = AuditWriter(
+        app.state.sessionmaker,
+        settings.data_dir,
+        # asked at each append: a key rotated beside the running hub is used from the next one
+        server_key=lambda: server_key_for(app.state),
+        backlog_max=settings.audit_backlog_max,
+    )
     app.state.rate_limiter = RateLimiter(settings, engine)
     install_error_handlers(app)
     # outermost last: request id → audit → NUL guard → source-IP rate limit → the key before the

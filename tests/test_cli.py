@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.main import create_app
 
 CLI = [sys.executable, "-m", "app.cli"]
@@ -171,3 +172,81 @@ async def test_keys_rotate_with_a_configured_key_needs_the_new_key_file(tmp_path
     # a hub still on the old key cannot open the secret: a clear 503, never a 500
     assert await _signed_get(tmp_path / "var", created, secret_key=old) == 503
     assert await _signed_get(tmp_path / "var", created, secret_key=old, extra_secret_keys=[new]) == 200
+
+
+def test_data_files_are_0600_in_a_0700_directory(tmp_path: Path) -> None:
+    """§14: the database (and SQLite's -wal / -shm), the server key and its backups."""
+    assert _run(["migrate"], tmp_path).returncode == 0
+    created = _run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert _run(["keys", "rotate"], tmp_path).returncode == 0
+    data = tmp_path / "var"
+    assert data.stat().st_mode & 0o777 == 0o700
+    files = {p.name: p.stat().st_mode & 0o777 for p in data.iterdir() if p.is_file()}
+    assert {"hub.db", "server.key"} <= set(files) and any(n.endswith(".old") for n in files), files
+    assert {name: mode for name, mode in files.items() if mode != 0o600} == {}
+
+
+async def test_a_running_hub_picks_up_a_key_rotated_beside_it(tmp_path: Path) -> None:
+    """The embedded ``keys rotate`` while a hub runs: its next signed push still verifies (§14)."""
+    from app.cli import build_parser
+    from app.security.signing import signed_headers
+
+    created = json.loads(_run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path).stdout)
+    data_dir = tmp_path / "var"
+    app = create_app(Settings(data_dir=data_dir, _env_file=None))  # type: ignore[call-arg]
+    auth = {"Authorization": f"Bearer {created['bearer']}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub.test") as http:
+        platform = {
+            "platform_code": "GD-01",
+            "name": "p",
+            "region_code": "440100",
+            "network_zone": "gov_extranet",
+            "level": "city",
+        }
+        assert (await http.post("/api/v1/admin/platforms", json=platform, headers=auth)).status_code == 201
+        provider_body = {"name": "p", "role": "provider", "platforms": ["GD-01"]}
+        provider = (await http.post("/api/v1/admin/clients", json=provider_body, headers=auth)).json()["data"]
+
+        async def signed_push(batch_id: str) -> httpx.Response:
+            body = json.dumps(
+                {
+                    "batch_id": batch_id,
+                    "platform_code": "GD-01",
+                    "collected_at": "2026-11-21T08:00:00+08:00",
+                    "records": [{"asset_id": "vm-1", "asset_type": "vm", "name": "v", "status": "running"}],
+                }
+            ).encode()
+            path = "/api/v1/reports/assets"
+            headers = signed_headers(
+                app_key=provider["app_key"], secret=provider["secret"], method="POST", path=path, body=body
+            )
+            return await http.post(
+                path, content=body, headers={**headers, "Content-Type": "application/json"}
+            )
+
+        assert (await signed_push("before")).status_code == 200
+        # the CLI's own function, in this process, with the same data directory
+        args = build_parser().parse_args(["keys", "rotate"])
+        os.environ["SUPHUB_DATA_DIR"] = str(data_dir)
+        try:
+            get_settings.cache_clear()
+            assert await asyncio.to_thread(args.func, args) == 0
+        finally:
+            del os.environ["SUPHUB_DATA_DIR"]
+            get_settings.cache_clear()
+        after = await signed_push("after")
+        assert after.status_code == 200, after.text
+        # and what this hub seals from now on, it seals under the new key
+        again = {"name": "q", "role": "provider", "platforms": ["GD-01"]}
+        assert (await http.post("/api/v1/admin/clients", json=again, headers=auth)).status_code == 201
+    await app.state.audit_writer.close()
+    await app.state.rate_limiter.close()
+    await app.state.engine.dispose()
+    (data_dir / "server.key").with_name(next(p.name for p in data_dir.glob("server.key.*.old"))).unlink()
+    assert await _signed_get(data_dir, provider) in {200, 403}  # opens with the new key alone
+
+
+def test_clients_create_refuses_a_region_of_3_or_5_digits(tmp_path: Path) -> None:
+    refused = _run(["clients", "create", "--name", "r", "--role", "regulator", "--region", "440"], tmp_path)
+    assert refused.returncode == 2 and "regions" in refused.stderr and "2、4 或 6" in refused.stderr

@@ -85,7 +85,7 @@ async def get_asset(
 ) -> dict[str, Any]:
     """One asset with the hub's verdicts (``domestic``) and bookkeeping fields."""
     principal.require_kind("assets")
-    return ok(request, asset_service.asset_out(await asset_service.get_asset(session, principal, asset_uid)))
+    return ok(request, await asset_service.asset_answer(session, principal, asset_uid))
 
 
 @router.get(
@@ -100,5 +100,5 @@ async def get_asset_history(
     """Every change of a stored field: when, which batch or run, old → new (newest first)."""
     principal.require_kind("assets")
     asset = await asset_service.get_asset(session, principal, asset_uid)
-    items = await asset_service.asset_history(session, asset)
+    items = await asset_service.asset_history(session, asset, principal)
     return ok(request, {"asset_uid": str(asset.asset_uid), "items": items})

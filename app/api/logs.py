@@ -114,8 +114,8 @@ async def verify_logs(
     principal: CurrentPrincipal,
     session: SessionDep,
     platform_code: Annotated[str, Query(description="云平台编码", max_length=64)],
-    from_seq: Annotated[int | None, Query(ge=1, description="起始序号")] = None,
-    to_seq: Annotated[int | None, Query(ge=1, description="结束序号")] = None,
+    from_seq: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="起始序号")] = None,
+    to_seq: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="结束序号")] = None,
 ) -> dict[str, Any]:
     """Recompute the SM3 chain and name the first broken ``seq`` (``ok: false``)."""
     principal.require_kind("logs")

@@ -5,10 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
 
-from app.schemas.enums import DataKind, NetworkZone, PlatformLevel, Role, Virtualization
-from app.schemas.types import PlatformCode, RegionCode, RegionPrefix, Uscc
+from app.schemas.enums import DataKind, NetworkZone, PlatformLevel, ReportKind, Role, Virtualization
+from app.schemas.types import (
+    NameCheck,
+    PlatformCode,
+    RegionCode,
+    RegionPrefix,
+    TextCheck,
+    Uscc,
+)
+
+#: a name (§14: no control characters)
+Name = Annotated[str, NameCheck]
+#: free text (§14: tab, CR and LF only)
+Text = Annotated[str, TextCheck]
+#: an expected reporting interval (s): at least a second, at most a leap year
+IntervalS = Annotated[int, Strict(), Field(ge=1, le=366 * 86_400)]
 
 T = TypeVar("T")
 
@@ -44,35 +58,37 @@ class PlatformCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     platform_code: PlatformCode = Field(description="监管方分配的云平台编码")
-    name: str = Field(min_length=1, max_length=200, description="云平台名称")
+    name: Name = Field(min_length=1, max_length=200, description="云平台名称")
     region_code: RegionCode = Field(description="所在行政区划代码（GB/T 2260，6 位）")
     network_zone: NetworkZone = Field(description="默认网络区域")
-    provider_name: str | None = Field(default=None, max_length=200, description="云服务提供方名称")
+    provider_name: Name | None = Field(default=None, max_length=200, description="云服务提供方名称")
     provider_uscc: Uscc | None = Field(default=None, description="云服务提供方统一社会信用代码")
     level: PlatformLevel = Field(description="平台级别：province 省级 / city 市级 / county 县级")
     virtualization: list[Virtualization] = Field(default_factory=list, description="虚拟化类型")
     protection_level: int | None = Field(default=None, ge=1, le=4, description="等级保护级别 1–4")
     availability_target: float = Field(default=99.99, gt=0, le=100, description="可用性目标（%）")
     storage_bw_target_gbps: float = Field(default=10.0, gt=0, description="存储带宽目标（Gbit/s）")
-    expected_intervals: dict[str, int] = Field(
-        default_factory=dict, description='各类数据的预期上报间隔（秒），如 {"metrics": 300}'
+    expected_intervals: dict[ReportKind, IntervalS] = Field(
+        default_factory=dict, description='各类数据的预期上报间隔（秒，1–31622400），如 {"metrics": 300}'
     )
 
 
 class PlatformUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200, description="云平台名称")
+    name: Name | None = Field(default=None, min_length=1, max_length=200, description="云平台名称")
     region_code: RegionCode | None = Field(default=None, description="行政区划代码")
     network_zone: NetworkZone | None = Field(default=None, description="默认网络区域")
-    provider_name: str | None = Field(default=None, max_length=200, description="云服务提供方名称")
+    provider_name: Name | None = Field(default=None, max_length=200, description="云服务提供方名称")
     provider_uscc: Uscc | None = Field(default=None, description="统一社会信用代码")
     level: PlatformLevel | None = Field(default=None, description="平台级别")
     virtualization: list[Virtualization] | None = Field(default=None, description="虚拟化类型")
     protection_level: int | None = Field(default=None, ge=1, le=4, description="等级保护级别")
     availability_target: float | None = Field(default=None, gt=0, le=100, description="可用性目标（%）")
     storage_bw_target_gbps: float | None = Field(default=None, gt=0, description="存储带宽目标")
-    expected_intervals: dict[str, int] | None = Field(default=None, description="预期上报间隔（秒）")
+    expected_intervals: dict[ReportKind, IntervalS] | None = Field(
+        default=None, description="预期上报间隔（秒，1–31622400）"
+    )
     status: str | None = Field(
         default=None,
         pattern="^(active|decommissioned)$",
@@ -104,7 +120,7 @@ class PlatformOut(BaseModel):
 class ClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="客户端名称")
+    name: Name = Field(min_length=1, max_length=200, description="客户端名称")
     role: Role = Field(description="角色：admin / regulator / provider / integrator")
     platforms: list[PlatformCode] = Field(default_factory=list, description="绑定的云平台编码")
     regions: list[RegionPrefix] = Field(default_factory=list, description="授权的行政区划代码")
@@ -117,7 +133,7 @@ class ClientCreate(BaseModel):
 class ClientUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200, description="名称")
+    name: Name | None = Field(default=None, min_length=1, max_length=200, description="名称")
     platforms: list[PlatformCode] | None = Field(default=None, description="绑定的云平台")
     regions: list[RegionPrefix] | None = Field(default=None, description="授权的行政区划")
     kinds: list[DataKind] | None = Field(default=None, description="可读的数据类别")
@@ -156,10 +172,10 @@ class MetricDefinitionIn(BaseModel):
     code: str = Field(
         pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", max_length=64, description="指标编码，如 cpu.util"
     )
-    name_zh: str = Field(min_length=1, max_length=200, description="中文名称")
-    unit: str = Field(min_length=1, max_length=32, description="单位，如 %、MiB、bit/s")
+    name_zh: Name = Field(min_length=1, max_length=200, description="中文名称")
+    unit: Name = Field(min_length=1, max_length=32, description="单位，如 %、MiB、bit/s")
     kind: Literal["gauge", "counter"] = Field(default="gauge", description="gauge 瞬时值 / counter 累计值")
-    description: str | None = Field(default=None, max_length=2000, description="说明")
+    description: Text | None = Field(default=None, max_length=2000, description="说明")
     default_interval_s: int = Field(default=60, ge=1, le=86400, description="默认采集间隔（秒）")
     enabled: bool = Field(default=True, description="是否启用；停用的编码不再接收")
 
@@ -173,8 +189,8 @@ class MetricCatalogPut(BaseModel):
 class DomesticEntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    entry: str = Field(min_length=1, max_length=100, description="名录条目，如 海光 Hygon")
-    aliases: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+    entry: Name = Field(min_length=1, max_length=100, description="名录条目，如 海光 Hygon")
+    aliases: list[Annotated[str, StringConstraints(min_length=1, max_length=100), NameCheck]] = Field(
         default_factory=list, max_length=50, description="匹配用的别名（不区分大小写；英文按字母边界匹配）"
     )
 

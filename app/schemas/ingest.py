@@ -35,6 +35,7 @@ from app.schemas.types import (
     Day,
     Float,
     LongText,
+    NoControl,
     NonNegFloat,
     NonNegInt,
     PlatformCode,
@@ -42,6 +43,7 @@ from app.schemas.types import (
     RegionCode,
     Str,
     StrictStr,
+    TextControl,
     Timestamp,
     Uscc,
 )
@@ -66,7 +68,7 @@ class SnapshotInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[
-        Annotated[str, StringConstraints(min_length=1, max_length=128, strict=True)],
+        Annotated[str, StringConstraints(min_length=1, max_length=128, strict=True), NoControl],
         Field(description="快照标识（必填，1–128 字符），同一快照的各批次相同 snapshot id"),
     ]
     seq: Annotated[
@@ -135,7 +137,7 @@ class RoomRecord(Record):
         RegionCode, Field(description="所在行政区划代码（必填，GB/T 2260 六位数字）region code")
     ]
     address: Annotated[
-        Annotated[str, StringConstraints(max_length=500, strict=True)] | None,
+        Annotated[str, StringConstraints(max_length=500, strict=True), TextControl] | None,
         Field(description="地址（≤ 500 字符）address"),
     ] = None
     gb50174_class: Annotated[
@@ -165,7 +167,7 @@ class IpAddress(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ip: Annotated[
-        Annotated[str, StringConstraints(min_length=2, max_length=64, strict=True)],
+        Annotated[str, StringConstraints(min_length=2, max_length=64, strict=True), NoControl],
         Field(description="IP 地址（必填，IPv4 或 IPv6，2–64 字符）IP address"),
     ]
     kind: Annotated[
@@ -229,7 +231,8 @@ class AssetRecord(Record):
     ] = None
     tags: Annotated[
         Annotated[
-            dict[Annotated[str, StringConstraints(max_length=128, strict=True)], Str], Field(max_length=64)
+            dict[Annotated[str, StringConstraints(max_length=128, strict=True), NoControl], Str],
+            Field(max_length=64),
         ]
         | None,
         Field(description="标签（字符串键值对，≤ 64 个，键 ≤ 128 字符）tags"),
@@ -287,13 +290,13 @@ class AssetRecord(Record):
         NonNegFloat | None, Field(description="已用容量（GiB；默认不记入变更历史）used in GiB")
     ] = None
     storage_protocol: Annotated[
-        Annotated[str, StringConstraints(max_length=64, strict=True)] | None,
+        Annotated[str, StringConstraints(max_length=64, strict=True), NoControl] | None,
         Field(description="存储协议（≤ 64 字符，如 iSCSI、NFS、S3）storage protocol"),
     ] = None
     product: Annotated[Str | None, Field(description="产品名称（软件 / 设备）product")] = None
     vendor: Annotated[Str | None, Field(description="厂商（软件 / 设备）vendor")] = None
     version: Annotated[
-        Annotated[str, StringConstraints(max_length=128, strict=True)] | None,
+        Annotated[str, StringConstraints(max_length=128, strict=True), NoControl] | None,
         Field(description="版本（≤ 128 字符）version"),
     ] = None
     is_domestic: Annotated[
@@ -334,7 +337,7 @@ class LogRecordIn(Record):
         ),
     ]
     type: Annotated[
-        Annotated[str, StringConstraints(min_length=1, max_length=64, strict=True)],
+        Annotated[str, StringConstraints(min_length=1, max_length=64, strict=True), NoControl],
         Field(description="事件类型（必填，1–64 字符），如 login、resource_change、waf_block event type"),
     ]
     event_time: Annotated[
@@ -354,15 +357,15 @@ class LogRecordIn(Record):
         Field(description="操作者类型：user 用户 / admin 管理员 / service 服务 / system 系统 actor type"),
     ] = None
     source_ip: Annotated[
-        Annotated[str, StringConstraints(max_length=64, strict=True)] | None,
+        Annotated[str, StringConstraints(max_length=64, strict=True), NoControl] | None,
         Field(description="来源 IP 地址（≤ 64 字符）source IP"),
     ] = None
     action: Annotated[
-        Annotated[str, StringConstraints(min_length=1, max_length=256, strict=True)],
+        Annotated[str, StringConstraints(min_length=1, max_length=256, strict=True), NoControl],
         Field(description="动作（必填，1–256 字符）action"),
     ]
     object_type: Annotated[
-        Annotated[str, StringConstraints(max_length=128, strict=True)] | None,
+        Annotated[str, StringConstraints(max_length=128, strict=True), NoControl] | None,
         Field(description="操作对象类型（≤ 128 字符）object type"),
     ] = None
     object_id: Annotated[Str | None, Field(description="操作对象标识 object id")] = None
@@ -370,7 +373,7 @@ class LogRecordIn(Record):
         Outcome, Field(description="结果（必填）：success 成功 / failure 失败 / unknown 未知 outcome")
     ]
     message: Annotated[
-        Annotated[str, StringConstraints(max_length=65536, strict=True)],
+        Annotated[str, StringConstraints(max_length=65536, strict=True), TextControl],
         Field(description="日志内容（必填，≤ 65536 字符）message"),
     ]
     asset_id: Annotated[
@@ -391,8 +394,8 @@ class LogRecordIn(Record):
         return self
 
 
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64, strict=True)]
-LabelValue = Annotated[str, StringConstraints(max_length=256, strict=True)]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64, strict=True), NoControl]
+LabelValue = Annotated[str, StringConstraints(max_length=256, strict=True), NoControl]
 
 
 class MetricRecord(Record):
@@ -404,7 +407,7 @@ class MetricRecord(Record):
     not_nullable = frozenset({"metric", "ts", "value"})
 
     metric: Annotated[
-        Annotated[str, StringConstraints(min_length=1, max_length=64, strict=True)],
+        Annotated[str, StringConstraints(min_length=1, max_length=64, strict=True), NoControl],
         Field(
             description="指标编码（必填，§6.5 指标目录，未知编码被拒绝），如 cpu.util（%）、mem.util（%）、"
             "net.rx.bits_per_s（bit/s）、host.mem.total_mib（MiB）、hw.power.watts（W）metric code"
@@ -488,7 +491,7 @@ class AlarmRecord(Record):
     ]
     status: Annotated[AlarmStatus, Field(description="告警状态（必填）：active 活动 / cleared 已清除 status")]
     title: Annotated[
-        Annotated[str, StringConstraints(min_length=1, max_length=500, strict=True)],
+        Annotated[str, StringConstraints(min_length=1, max_length=500, strict=True), NoControl],
         Field(description="告警标题（必填，1–500 字符）title"),
     ]
     message: Annotated[LongText | None, Field(description="告警详情（≤ 65536 字符）message")] = None

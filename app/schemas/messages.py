@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from app.errors import ErrorItem
+from app.schemas.types import control_message
+
+#: how a refused value is quoted back: bounded in length and in nesting (a value nested 1 000
+#: deep made ``repr`` itself fail, a 500)
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 80, 80
 
 _ZH: dict[str, str] = {
     "missing": "缺少必填字段",
@@ -55,12 +62,16 @@ def describe(err: ErrorDetails) -> str:
     if kind == "value_error":
         # our own validators already write "中文 (English)"
         return english.removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch":
+        control = control_message(str((err.get("ctx") or {}).get("pattern", "")), err.get("input"))
+        if control is not None:
+            return control
     zh = _ZH.get(kind, "取值无效")
     if kind == "missing":
         return f"{zh} (field required)"
     if kind == "literal_error":
         expected = (err.get("ctx") or {}).get("expected", "")
-        return f"{zh}，允许值 {expected}，收到 {err.get('input')!r} ({english})"
+        return f"{zh}，允许值 {expected}，收到 {_SHORT.repr(err.get('input'))} ({english})"
     return f"{zh} ({english})"
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.schemas.enums import ReportKind
-from app.schemas.types import PlatformCode
+from app.schemas.types import JsonSafe, NameCheck, PlatformCode
 
 SourceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 BaseUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=500)]
@@ -41,7 +41,9 @@ class SourceCreate(BaseModel):
     platform_code: PlatformCode | None = Field(
         default=None, description="数据所属云平台编码（hub 类型可省略：其云平台自动登记）"
     )
-    type: str = Field(max_length=32, description="采集源类型：hub / openstack / prometheus / redfish")
+    type: Annotated[str, NameCheck] = Field(
+        max_length=32, description="采集源类型：hub / openstack / prometheus / redfish"
+    )
     base_url: BaseUrl = Field(description="采集源地址，http(s)://…")
     credentials: Credentials | None = Field(
         default=None,
@@ -53,7 +55,9 @@ class SourceCreate(BaseModel):
     )
     interval_s: int = Field(default=300, ge=10, le=86_400, description="采集间隔（秒）")
     kinds: list[ReportKind] = Field(min_length=1, description="采集的数据类别")
-    options: dict[str, Any] = Field(default_factory=dict, description="类型相关的选项（见各类型说明）")
+    options: Annotated[dict[str, Any], JsonSafe] = Field(
+        default_factory=dict, description="类型相关的选项（见各类型说明）"
+    )
     enabled: bool = Field(default=True, description="是否启用定时采集")
 
     _credentials = field_validator("credentials")(_known_keys)
@@ -68,7 +72,9 @@ class SourceUpdate(BaseModel):
     credentials: Credentials | None = Field(default=None, description="新的凭据对象（整体替换）")
     interval_s: int | None = Field(default=None, ge=10, le=86_400, description="采集间隔（秒）")
     kinds: list[ReportKind] | None = Field(default=None, min_length=1, description="采集的数据类别")
-    options: dict[str, Any] | None = Field(default=None, description="类型相关的选项（整体替换）")
+    options: Annotated[dict[str, Any], JsonSafe] | None = Field(
+        default=None, description="类型相关的选项（整体替换）"
+    )
     enabled: bool | None = Field(default=None, description="是否启用定时采集")
 
     _credentials = field_validator("credentials")(_known_keys)

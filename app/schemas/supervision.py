@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.enums import PointType
-from app.schemas.types import PlatformCode
+from app.schemas.types import JsonSafe, NameCheck, PlatformCode, TextCheck
 
 _BOUNDS = ("lower_critical", "lower_caution", "upper_caution", "upper_critical")
 
@@ -24,7 +24,9 @@ class ThresholdRowIn(BaseModel):
     upper_caution: float | None = Field(default=None, allow_inf_nan=False, description="上限预警")
     upper_critical: float | None = Field(default=None, allow_inf_nan=False, description="上限紧急")
     dwell_s: int = Field(default=0, ge=0, le=86_400, description="越过紧急限值持续多久才算超限 (s)")
-    source: str = Field(min_length=1, max_length=200, description="依据（标准条款、厂商规格、监管决定）")
+    source: Annotated[str, TextCheck] = Field(
+        min_length=1, max_length=200, description="依据（标准条款、厂商规格、监管决定）"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdRowIn:
@@ -37,7 +39,7 @@ class ThresholdRowIn(BaseModel):
 
 class ThresholdOverrideIn(ThresholdRowIn):
     platform_code: PlatformCode
-    room_code: str | None = Field(
+    room_code: Annotated[str, NameCheck] | None = Field(
         default=None, min_length=1, max_length=128, description="机房；空=整个云平台"
     )
 
@@ -67,9 +69,9 @@ class ThresholdsPut(BaseModel):
 class IndicatorPolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(min_length=1, max_length=32)
-    params: dict[str, Any]
-    source: str | None = Field(default=None, max_length=300)
+    code: Annotated[str, NameCheck] = Field(min_length=1, max_length=32)
+    params: Annotated[dict[str, Any], JsonSafe]
+    source: Annotated[str, TextCheck] | None = Field(default=None, max_length=300)
 
 
 class IndicatorPolicyPut(BaseModel):

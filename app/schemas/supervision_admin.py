@@ -12,7 +12,7 @@ from typing import Annotated, Any, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from app.schemas.enums import DataKind, PointType
-from app.schemas.types import PlatformCode, normalise_region
+from app.schemas.types import JsonSafe, NameCheck, PlatformCode, TextCheck, normalise_region
 
 #: what a rule can watch (``warning_rule.subject``)
 RULE_SUBJECTS = ("indicator", "point_type", "freshness")
@@ -37,7 +37,8 @@ SUBJECT_TARGETS: dict[str, tuple[str, ...]] = {
     "freshness": FEED_KINDS,
 }
 _RULE_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+#: a month of the years 1970–2100 (§14)
+_PERIOD = re.compile(r"^(19[7-9]\d|20\d\d|2100)-(0[1-9]|1[0-2])$")
 _REGION = re.compile(r"^[1-9]\d(\d\d){0,2}$")
 
 
@@ -100,7 +101,7 @@ class WarningRuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rule_code: Annotated[str, AfterValidator(_rule_code)] = Field(description="规则编码，如 point_critical")
-    name_zh: Annotated[str, _text(200)] = Field(description="规则名称（预警标题的前半部分）")
+    name_zh: Annotated[str, _text(200), NameCheck] = Field(description="规则名称（预警标题的前半部分）")
     subject: str = Field(
         description="监测对象：indicator 监管指标状态 / point_type 测点状态 / freshness 数据上报中断"
     )
@@ -108,7 +109,7 @@ class WarningRuleIn(BaseModel):
         max_length=64,
         description="指标编码（indicator）、测点类型（point_type）或数据类别（freshness）；* 表示全部",
     )
-    condition: dict[str, Any] = Field(
+    condition: Annotated[dict[str, Any], JsonSafe] = Field(
         description='条件：indicator {"status_in": ["fail"]}；point_type {"state_in": ["critical"]}；'
         'freshness {"stale": true}'
     )
@@ -122,7 +123,7 @@ class WarningRuleIn(BaseModel):
         description="条件消失多少秒后预警才解除（回差，0 立即）"
     )
     enabled: StrictBool = Field(default=True, description="是否启用；停用规则的预警按解除回差解除")
-    description: str | None = Field(default=None, max_length=2000, description="说明")
+    description: Annotated[str, TextCheck] | None = Field(default=None, max_length=2000, description="说明")
 
     @model_validator(mode="after")
     def _fits_subject(self) -> WarningRuleIn:
@@ -163,7 +164,9 @@ class WarningRulesPut(BaseModel):
 
 def _period(value: str) -> str:
     if not _PERIOD.match(value):
-        raise ValueError("period 应为 YYYY-MM，如 2026-10 (period must be YYYY-MM)")
+        raise ValueError(
+            "period 应为 1970–2100 年间的 YYYY-MM，如 2026-10 (period must be YYYY-MM within 1970–2100)"
+        )
     return value
 
 
@@ -185,7 +188,9 @@ class RecomputeIn(BaseModel):
     region_code: Annotated[str, AfterValidator(_region)] | None = Field(
         default=None, description="行政区划代码 2/4/6 位（与 platform_code 二选一）"
     )
-    note: str | None = Field(default=None, max_length=2000, description="重新计算的原因")
+    note: Annotated[str, TextCheck] | None = Field(
+        default=None, max_length=2000, description="重新计算的原因"
+    )
 
     @model_validator(mode="after")
     def _one_scope(self) -> RecomputeIn:

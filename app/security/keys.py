@@ -4,6 +4,10 @@ Secrets are encrypted with SM4-GCM (AES-256-GCM where the OpenSSL build lacks SM
 ciphertext starts with a header naming its algorithm and the id of the server key, so the
 key can be rotated (``supervision-hub keys rotate``) without guessing what encrypted what.
 Losing the server key loses every stored secret: operators must back it up.
+
+A key kept in the data directory (the embedded default) may be rotated by ``supervision-hub
+keys rotate`` while hubs run: :func:`server_key_for` notices the new file and loads it, and a key
+that meets a ciphertext of a newer key looks in the file again (§14: no restart needed).
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import logging
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from app.config import PLACEHOLDER_SECRETS, Settings
+from app.datafiles import FILE_MODE, private_dir, private_file
 from app.errors import ServerKeyError
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,9 @@ class ServerKey:
 
     material: bytes
     others: tuple[ServerKey, ...] = ()
+    #: the key file it was read from (embedded hubs): a ciphertext of a key rotated in since
+    #: is opened with the keys the file names now
+    path: Path | None = field(default=None, compare=False, repr=False)
 
     @property
     def key_id(self) -> str:
@@ -81,6 +89,10 @@ class ServerKey:
             for other in self.others:
                 if other.key_id == key_id:
                     return other.decrypt(blob)
+            if self.path is not None:  # rotated while this process runs: the file has it
+                for other in _keys_in_file_now(self.path):
+                    if other.key_id == key_id:
+                        return other.decrypt(blob)
             raise ServerKeyError(
                 f"服务器密钥无法解密（密文使用密钥 {key_id}），请检查 SUPHUB_SECRET_KEY 与 "
                 f"SUPHUB_EXTRA_SECRET_KEYS (no configured server key has id {key_id})"
@@ -132,37 +144,93 @@ def load_server_key(settings: Settings) -> ServerKey:
             "生产环境必须设置 SUPHUB_SECRET_KEY（不能为空或示例值）"
             " (production needs SUPHUB_SECRET_KEY, not empty nor a placeholder)"
         )
-    path = Path(settings.data_dir) / "server.key"
+    path = key_file_of(settings)
     if path.exists():
-        # keys retired by `supervision-hub keys rotate` stay readable beside it
-        retired = tuple(
-            ServerKey(_parse_material(p.read_text())) for p in sorted(path.parent.glob("server.key.*.old"))
-        )
-        return ServerKey(_parse_material(path.read_text()), extra + retired)
-    path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # a key file made before the hub insisted on 0600
+        current, *retired = _keys_in_file(path)
+        return ServerKey(current.material, extra + tuple(retired), path)
+    private_dir(path.parent)
     material = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with os.fdopen(fd, "w") as fh:
         fh.write(material.hex() + "\n")
     log.warning("generated a new server key at %s: back it up", path)
-    return ServerKey(material, extra)
+    return ServerKey(material, extra, path)
+
+
+def key_file_of(settings: Settings) -> Path:
+    """Where an embedded hub keeps its server key."""
+    return Path(settings.data_dir) / "server.key"
+
+
+def _keys_in_file(path: Path) -> list[ServerKey]:
+    """The key in ``path``, then the keys ``keys rotate`` retired (``.old``) or is moving to
+    (``.next``) beside it: all of them can still open what they sealed."""
+    current = ServerKey(_parse_material(path.read_text()))
+    others = sorted([*path.parent.glob(f"{path.name}.*.old"), *path.parent.glob(f"{path.name}.*.next")])
+    return [current, *(ServerKey(_parse_material(p.read_text())) for p in others)]
+
+
+def _keys_in_file_now(path: Path) -> list[ServerKey]:
+    """:func:`_keys_in_file`, or none while ``keys rotate`` swaps the files."""
+    try:
+        return _keys_in_file(path)
+    except (OSError, ServerKeyError):
+        return []
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def write_key_file(path: Path, material: bytes) -> None:
-    """A key file readable by its owner only."""
+    """A key file readable by its owner only, replaced atomically (a running hub never reads half)."""
     tmp = path.with_suffix(".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # O_CREAT's mode does not apply to a file that was already there
     with os.fdopen(fd, "w") as fh:
         fh.write(material.hex() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
+def stage_key_file(path: Path, material: bytes) -> Path:
+    """Put the next key beside the current one (``server.key.<key id>.next``) before secrets are
+    re-encrypted under it, so a running hub can open them from the first commit on."""
+    staged = path.with_name(f"{path.name}.{ServerKey(material).key_id}.next")
+    write_key_file(staged, material)
+    return staged
+
+
+def install_key_file(path: Path, material: bytes, old_key_id: str) -> Path:
+    """Make ``material`` the key in ``path``; the old file stays as ``server.key.<old id>.old``
+    (0600), readable for what it sealed. Returns the backup's path."""
+    backup = path.with_name(f"{path.name}.{old_key_id}.old")
+    os.replace(path, backup)
+    private_file(backup)
+    write_key_file(path, material)
+    path.with_name(f"{path.name}.{ServerKey(material).key_id}.next").unlink(missing_ok=True)
+    return backup
+
+
 def server_key_for(state: Any) -> ServerKey:
-    """The server key of an app (``app.state``), loaded once on first use."""
+    """The server key of an app (``app.state``): loaded on first use, and again when the key file
+    changed (``keys rotate`` run beside a running hub), so a rotation needs no restart (§14)."""
     key: ServerKey | None = getattr(state, "server_key", None)
+    if key is not None and key.path is not None:
+        stamp = _file_stamp(key.path)
+        if stamp is not None and stamp != getattr(state, "server_key_stamp", None):
+            key = None
     if key is None:
+        before = _file_stamp(key_file_of(state.settings))  # taken first: a later change reloads
         key = load_server_key(state.settings)
         state.server_key = key
+        state.server_key_stamp = before if key.path is not None else None
     return key
 
 

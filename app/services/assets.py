@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, get_args
 
@@ -10,7 +11,7 @@ from sqlalchemy import Select, String, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
-from app.models import Asset, AssetChange
+from app.models import Asset, AssetChange, Client
 from app.schemas.enums import AssetStatus, AssetType, CpuArch, Lifecycle, NetworkZone
 from app.schemas.ingest import AssetRecord
 from app.security.keys import ServerKey
@@ -22,14 +23,45 @@ from app.services.query import Keyset, enum_filter, keyset_page, parse_time, sco
 RECORD_FIELDS = tuple(f for f in AssetRecord.model_fields if f != "is_domestic")
 
 
-def asset_out(asset: Asset) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Reporters:
+    """Who reported what, as a reader may see it (§14): ``{name, kind}``, plus the ``app_key`` of a
+    reporting client for admins only — a key id is half of a credential, and other readers
+    have no business knowing which key pushed a platform's data."""
+
+    names: dict[str, str]
+    show_keys: bool = False
+
+    def out(self, reporter: str) -> dict[str, Any]:
+        kind, _, ident = reporter.partition(":")
+        if kind == "source":
+            return {"name": ident, "kind": "source"}
+        answer: dict[str, Any] = {"name": self.names.get(reporter, "（已删除的客户端）"), "kind": "client"}
+        if self.show_keys:
+            answer["app_key"] = ident
+        return answer
+
+
+async def reporters_of(session: AsyncSession, principal: Principal, reporters: Iterable[str]) -> Reporters:
+    """The names of the clients among ``reporters`` (stored as ``key:<app_key>`` / ``source:<id>``)."""
+    keys = sorted({r.removeprefix("key:") for r in reporters if r.startswith("key:")})
+    names: dict[str, str] = {}
+    if keys:
+        rows = await session.execute(select(Client.app_key, Client.name).where(Client.app_key.in_(keys)))
+        names = {f"key:{app_key}": name for app_key, name in rows.all()}
+    return Reporters(names, show_keys=principal.is_admin)
+
+
+def asset_out(asset: Asset, reporters: Reporters | None = None) -> dict[str, Any]:
+    """An asset as answered; ``reporters`` resolves ``reporter`` (an export has no such column)."""
     out: dict[str, Any] = {"platform_code": asset.platform_code, "asset_uid": str(asset.asset_uid)}
     for name in RECORD_FIELDS:
         value = getattr(asset, name)
         out[name] = value.isoformat() if hasattr(value, "isoformat") and not isinstance(value, str) else value
     out["is_domestic"] = asset.is_domestic
     out["domestic"] = asset.domestic
-    out["reporter"] = asset.reporter
+    if reporters is not None:
+        out["reporter"] = reporters.out(asset.reporter)
     out["created_at"] = asset.created_at
     out["updated_at"] = asset.updated_at
     out["last_seen_at"] = asset.last_seen_at
@@ -89,8 +121,9 @@ async def list_assets(
             limit=limit,
             key_of=lambda a: [a.change_seq, a.platform_code, a.asset_id],
         )
+        reporters = await reporters_of(session, principal, (a.reporter for a in rows))
         return {
-            "items": [asset_out(a) for a in rows],
+            "items": [asset_out(a, reporters) for a in rows],
             "next_cursor": token if more else None,
             "sync_token": token,
         }
@@ -104,7 +137,8 @@ async def list_assets(
         cursor=cursor,
         with_total=with_total,
     )
-    page: dict[str, Any] = {"items": [asset_out(a) for a in rows], "next_cursor": next_cursor}
+    reporters = await reporters_of(session, principal, (a.reporter for a in rows))
+    page: dict[str, Any] = {"items": [asset_out(a, reporters) for a in rows], "next_cursor": next_cursor}
     if with_total:
         page["total"] = total
     return page
@@ -164,22 +198,30 @@ async def get_asset(session: AsyncSession, principal: Principal, uid: str) -> As
     return asset
 
 
-async def asset_history(session: AsyncSession, asset: Asset) -> list[dict[str, Any]]:
+async def asset_answer(session: AsyncSession, principal: Principal, uid: str) -> dict[str, Any]:
+    """One asset as ``GET /assets/{asset_uid}`` answers it."""
+    asset = await get_asset(session, principal, uid)
+    return asset_out(asset, await reporters_of(session, principal, [asset.reporter]))
+
+
+async def asset_history(session: AsyncSession, asset: Asset, principal: Principal) -> list[dict[str, Any]]:
     """Revisions newest first, each with its batch, reporter and old → new per field."""
     rows = await session.execute(
         select(AssetChange)
         .where(AssetChange.platform_code == asset.platform_code, AssetChange.asset_id == asset.asset_id)
         .order_by(AssetChange.revision.desc(), AssetChange.field)
     )
+    changes = list(rows.scalars())
+    reporters = await reporters_of(session, principal, (c.reporter for c in changes))
     revisions: dict[int, dict[str, Any]] = {}
-    for change in rows.scalars():
+    for change in changes:
         entry = revisions.setdefault(
             change.revision,
             {
                 "revision": change.revision,
                 "changed_at": change.changed_at,
                 "batch_id": change.batch_id,
-                "reporter": change.reporter,
+                "reporter": reporters.out(change.reporter),
                 "created": False,
                 "changes": [],
             },

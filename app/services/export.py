@@ -4,11 +4,14 @@ Constant memory: rows are read in keyset chunks by a session of the export's own
 session is gone once the answer starts), written out chunk by chunk; xlsx goes through
 openpyxl's write-only mode into a temporary file that is streamed and deleted. Cells starting
 with ``= + - @`` (or a tab / carriage return) are prefixed with ``'`` so no spreadsheet runs them.
+An export never fails on a stored value (§14): characters a workbook cannot hold (C0 controls
+that rows stored before the push refused them may carry) are written escaped, ``\x01``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import os
@@ -16,11 +19,13 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import orjson
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.worksheet._writer import ALL_TEMP_FILES
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +35,8 @@ from app.services.query import Keyset
 SHEET_ROWS = 1_000_000
 CHUNK = 2_000
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+#: the most characters a spreadsheet cell holds (Excel); longer text is cut, marked with …
+XLSX_CELL_CHARS = 32_767
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,18 @@ def cell(value: Any, tz: ZoneInfo) -> Any:
     return "'" + text if text.startswith(_DANGEROUS) else text
 
 
+def xlsx_cell(value: Any, tz: ZoneInfo) -> Any:
+    """A cell a workbook can hold: :func:`cell`, with characters XML 1.0 forbids escaped."""
+    out = cell(value, tz)
+    if not isinstance(out, str):
+        return out
+    if ILLEGAL_CHARACTERS_RE.search(out) is not None:
+        out = ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", out)
+    if len(out) > XLSX_CELL_CHARS:
+        out = out[: XLSX_CELL_CHARS - 1] + "…"
+    return out
+
+
 async def csv_stream(
     sessionmaker: async_sessionmaker[AsyncSession],
     source: ExportSource,
@@ -147,15 +166,26 @@ async def xlsx_file(
     """Write the workbook to a temporary file and return its path.
 
     openpyxl's write-only mode keeps memory flat; the CPU-bound appends and the save run in a
-    worker thread chunk by chunk, so a large export does not stall the event loop.
+    worker thread chunk by chunk, so a large export does not stall the event loop. Whatever
+    happens (a database error, the client gone), no temporary file is left behind: neither the
+    workbook's nor openpyxl's one per sheet.
     """
     writer = _SheetWriter(source.name, [c.header_zh if chinese_headers else c.key for c in source.columns])
-    async for rows in rows_of(sessionmaker, source):
-        cells = [[cell(row.get(c.key), tz) for c in source.columns] for row in rows]
-        await asyncio.to_thread(writer.append, cells)
-    fd, path = tempfile.mkstemp(prefix="suphub-export-", suffix=".xlsx")
-    os.close(fd)
-    await asyncio.to_thread(writer.save, path)
+    path: str | None = None
+    try:
+        async for rows in rows_of(sessionmaker, source):
+            cells = [[xlsx_cell(row.get(c.key), tz) for c in source.columns] for row in rows]
+            await asyncio.to_thread(writer.append, cells)
+        fd, path = tempfile.mkstemp(prefix="suphub-export-", suffix=".xlsx")
+        os.close(fd)
+        await asyncio.to_thread(writer.save, path)
+    except BaseException:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
+    finally:
+        writer.discard()
     return path
 
 
@@ -187,12 +217,29 @@ class _SheetWriter:
             self._new_sheet()
         self.workbook.save(path)
 
+    def discard(self) -> None:
+        """Remove the per-sheet temporary files openpyxl keeps until a save (a save removes them)."""
+        for sheet in self.workbook.worksheets:
+            sheet_writer = getattr(sheet, "_writer", None)
+            out = getattr(sheet_writer, "out", None)
+            if isinstance(out, str) and out in ALL_TEMP_FILES:
+                with contextlib.suppress(Exception):
+                    sheet_writer.xf.close()  # type: ignore[union-attr]
+                with contextlib.suppress(OSError):
+                    os.remove(out)
+                ALL_TEMP_FILES.remove(out)
 
-async def file_stream(path: str) -> AsyncIterator[bytes]:
-    """The file in 1 MiB chunks, deleted afterwards (also when the client goes away)."""
-    try:
-        with open(path, "rb") as fh:  # noqa: ASYNC230 - reads go to a thread below
-            while chunk := await asyncio.to_thread(fh.read, 1 << 20):
-                yield chunk
-    finally:
-        os.unlink(path)
+
+def file_stream(path: str) -> AsyncIterator[bytes]:
+    """The file in 1 MiB chunks. Its name is removed at once (the open file stays readable), so
+    nothing is left on disk even when the answer is never sent (the client gone before it began:
+    a generator that never started never runs its ``finally``)."""
+    fh = open(path, "rb")  # noqa: SIM115 - closed by _chunks; reads go to a thread there
+    os.unlink(path)
+    return _chunks(fh)
+
+
+async def _chunks(fh: BinaryIO) -> AsyncIterator[bytes]:
+    with fh:
+        while chunk := await asyncio.to_thread(fh.read, 1 << 20):
+            yield chunk

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openpyxl
 import orjson
 import pytest
+from sqlalchemy import update
 
 from app.config import Settings
 from app.main import create_app
+from app.models import Asset
 from app.services import export as export_module
 from tests.helpers import Hub, batch, vm
 
@@ -227,9 +233,33 @@ async def test_every_kind_exports_the_rows_of_its_list(
         sheet = openpyxl.load_workbook(io.BytesIO(answer.content), read_only=True).worksheets[0]
         values = list(sheet.iter_rows(values_only=True))
         rows = [dict(zip(values[0], row, strict=True)) for row in values[1:]]
+
     def norm(value: Any) -> Any:
         return float(value) if key == "value" else str(value)  # xlsx reads 22.0 back as 22
 
     assert [norm(r[key]) for r in rows] == [norm(item[key]) for item in listed]
     if kind == "logs" and fmt != "ndjson":
         assert {r["actor"] for r in rows} >= {"'=admin"}  # formula neutralised in spreadsheets
+
+
+async def test_an_xlsx_export_never_fails_on_a_stored_control_character(
+    hub: Hub, app: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Rows stored before pushes refused control characters may hold them (§14): the workbook
+    shows them escaped, and no temporary file is left behind."""
+    await _world(hub)
+    async with app.state.engine.begin() as conn:
+        await conn.execute(
+            update(Asset).where(Asset.asset_id == "vm-01").values(name="bad\x01name", using_unit="a\x1bb\tc")
+        )
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the export's and openpyxl's files
+    answer = await export(hub, format="xlsx")
+    assert answer.status_code == 200, answer.text
+    sheet = openpyxl.load_workbook(io.BytesIO(answer.content), read_only=True).worksheets[0]
+    rows = list(sheet.iter_rows(values_only=True))
+    by_id = {row[2]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert by_id["vm-01"]["name"] == "bad\\x01name"
+    assert by_id["vm-01"]["using_unit"] == "a\\x1bb\tc"
+    csv_answer = await export(hub, format="csv")  # csv carries any character as it is
+    assert "bad\x01name" in csv_answer.content.decode("utf-8-sig")
+    assert await asyncio.to_thread(os.listdir, tmp_path) == []

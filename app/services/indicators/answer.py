@@ -18,7 +18,8 @@ from app.security.principal import Principal
 from app.services.indicators.engine import Window, compute_indicators, month_window
 from app.services.query import echo_time, parse_time, scope_condition
 
-_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+#: a month of the years 1970–2100 (§14: a period beyond them is 400, not a 500 in date arithmetic)
+_PERIOD = re.compile(r"^(19[7-9]\d|20\d\d|2100)-(0[1-9]|1[0-2])$")
 
 
 async def platforms_in_scope(
@@ -47,7 +48,9 @@ def resolve_window(
             raise BadParameter("to 须晚于 from (to must be after from)")
         return Window(start, end)
     if period is not None and not _PERIOD.match(period):
-        raise BadParameter(f"period 应为 YYYY-MM，收到 {period!r} (period must be YYYY-MM)")
+        raise BadParameter(
+            f"period 应为 1970–2100 年间的 YYYY-MM，收到 {period!r} (period must be YYYY-MM within 1970–2100)"
+        )
     return month_window(period, ZoneInfo(settings.reporting_tz), now)
 
 

@@ -399,15 +399,34 @@ def quarantine_copy(raw: Any) -> str:
 
 
 def _nul_paths(value: Any, path: str) -> list[str]:
-    """Where a NUL character hides in a record: ``.name``, ``.tags.k``, ``.ip_addresses[0].ip``."""
-    if isinstance(value, str):
-        return [path] if "\x00" in value else []
+    """Where a NUL character hides in a record: ``.name``, ``.tags.k``, ``.ip_addresses[0].ip``.
+
+    Walked with a stack, not recursion: a record may be nested as deep as the parser allows
+    (1024 levels), deeper than Python's recursion limit (§14: never a 500). A location is kept
+    as a link to its parent and written out only when a NUL is found there.
+    """
     found: list[str] = []
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            here = f"{path}.{key}"
-            found.extend([here] if "\x00" in key else _nul_paths(inner, here))
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            found.extend(_nul_paths(inner, f"{path}[{index}]"))
+    stack: list[tuple[Any, _Where]] = [(value, (None, path))]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                found.append(_path_of(where))
+        elif isinstance(item, dict):
+            for key, inner in reversed(list(item.items())):
+                stack.append(("\x00" if "\x00" in key else inner, (where, f".{key}")))
+        elif isinstance(item, list):
+            stack.extend((inner, (where, f"[{i}]")) for i, inner in reversed(list(enumerate(item))))
     return found
+
+
+#: a location inside a record: the parent's location and this step (``.key`` or ``[i]``)
+_Where = tuple[Any, str]
+
+
+def _path_of(where: _Where | None) -> str:
+    parts: list[str] = []
+    while where is not None:
+        where, part = where
+        parts.append(part)
+    return "".join(reversed(parts))
