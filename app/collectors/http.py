@@ -20,6 +20,12 @@ A source is an untrusted peer (§8, "Sources are untrusted peers"):
   them; redirects are followed here, hop by hop, so no redirect body is ever read.
 * **Size.** Every answer is streamed and given up beyond ``max_response_bytes`` (decoded bytes, so
   a compressed answer cannot grow past it either): :class:`SourceTooLarge`, the rest unread.
+* **TLS.** :func:`source_tls` builds the run's context from the options: ``ca_file`` (a PEM bundle
+  that replaces the public CAs for this source) and ``tls_verify`` (``false`` only outside
+  production). A certificate the context refuses fails the run at once, saying so
+  (:class:`SourceCertificateError`): retrying cannot make it valid.
+* **Saving.** :func:`base_url_refusal` judges a ``base_url`` written as an address with the same
+  :func:`address_refusal` the connections use, so it is refused before it is stored.
 
 A ``transport`` given by tests (``httpx.MockTransport``) replaces the network, so the address
 check does not apply to it; everything else does.
@@ -29,10 +35,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import random
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+import stat
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -66,6 +74,8 @@ CREDENTIAL_HEADERS = (
     "vmware-api-session-id",
 )
 Origin = tuple[str, str, int]
+#: a CA bundle larger than this is not a CA bundle (certifi's, every public CA, is under 300 KiB)
+CA_FILE_MAX_BYTES = 1024 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
@@ -138,6 +148,38 @@ def address_refusal(address: str, host: str, allowed_hosts: frozenset[str] | Non
     return None
 
 
+def literal_address(host: str) -> str | None:
+    """The address ``host`` is written as, or ``None`` for a name.
+
+    Besides IPv4 and IPv6 literals, the forms the resolver reads as IPv4 count (``2130706433``,
+    ``0x7f.1``, ``127.1``): a URL host is an address whenever the system would connect to it
+    without asking DNS.
+    """
+    key = host_key(host)
+    try:
+        return str(ipaddress.ip_address(key))
+    except ValueError:
+        pass
+    try:
+        return socket.inet_ntoa(socket.inet_aton(key))
+    except (OSError, ValueError):
+        return None
+
+
+def base_url_refusal(url: str, allowed_hosts: frozenset[str] | None) -> str | None:
+    """Why the §8 policy will refuse every connection to ``url`` (its host written as an address
+    the policy refuses), so it can be refused when the source is saved; ``None`` otherwise.
+
+    Names are not resolved here: what a name stands for is checked when the run connects.
+    """
+    host = urlsplit(url).hostname or ""
+    address = literal_address(host)
+    if address is None:
+        return None
+    allowed = frozenset(host_key(h) for h in allowed_hosts) if allowed_hosts is not None else None
+    return address_refusal(address, host, allowed)
+
+
 async def resolve(host: str, port: int) -> list[str]:
     """The addresses of ``host`` from the system resolver (tests replace this to play a hostile DNS)."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -203,6 +245,130 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class SourceOptionRefused(SourceError):
+    """A TLS option this hub will not use; ``loc`` names it (``options.ca_file``) for a 422."""
+
+    def __init__(self, loc: str, message: str) -> None:
+        super().__init__(f"{loc}: {message}")
+        self.loc = loc
+
+
+class SourceCertificateError(SourceError):
+    """The source's certificate was refused (unknown CA, wrong name, expired): not retried."""
+
+
+def _trusting(pem: str) -> ssl.SSLContext:
+    """A verifying client context that trusts exactly the certificates in ``pem`` (not
+    ``create_default_context``, which would add the system's CAs to an empty bundle)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+    context.load_verify_locations(cadata=pem)
+    return context
+
+
+def _ca_bundle(value: object) -> str:
+    """The certificates of ``options.ca_file``, read once (blocking: call it in a thread).
+
+    Only an absolute path to a regular file of at most :data:`CA_FILE_MAX_BYTES` holding PEM
+    certificates and no private key is used: opened without following it into a FIFO or a device
+    (``O_NONBLOCK``, then checked on the open file), so a path cannot hang a worker or stream
+    without end. Messages say what is wrong, never what the file holds.
+    """
+    loc = "options.ca_file"
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise SourceOptionRefused(
+            loc, "须为 CA 证书文件的绝对路径 (must be the absolute path of a CA bundle)"
+        )
+    if not os.path.isabs(value):
+        raise SourceOptionRefused(loc, f"须为绝对路径：{value} (must be an absolute path)")
+    try:
+        fd = os.open(value, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise SourceOptionRefused(
+            loc, f"无法读取 {value}：{exc.strerror} (cannot be read: {exc.strerror})"
+        ) from None
+    too_large = f"{value} 超过 {CA_FILE_MAX_BYTES} 字节 (larger than {CA_FILE_MAX_BYTES} bytes)"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceOptionRefused(loc, f"{value} 不是普通文件 (not a regular file)")
+        if info.st_size > CA_FILE_MAX_BYTES:
+            raise SourceOptionRefused(loc, too_large)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= CA_FILE_MAX_BYTES and (chunk := os.read(fd, CA_FILE_MAX_BYTES + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise SourceOptionRefused(
+            loc, f"无法读取 {value}：{exc.strerror} (cannot be read: {exc.strerror})"
+        ) from None
+    finally:
+        os.close(fd)
+    content = b"".join(chunks)
+    if len(content) > CA_FILE_MAX_BYTES:  # grew since fstat
+        raise SourceOptionRefused(loc, too_large)
+    if b"PRIVATE KEY-----" in content:
+        raise SourceOptionRefused(
+            loc,
+            f"{value} 含私钥，CA 证书文件只应含证书 "
+            "(holds a private key: a CA bundle holds certificates only)",
+        )
+    not_pem = f"{value} 不是 PEM 格式的 CA 证书 (not a PEM bundle of CA certificates)"
+    try:
+        text = content.decode("ascii")
+        loaded = _trusting(text)  # parses every certificate, or refuses
+    except (UnicodeDecodeError, ssl.SSLError, ValueError):
+        raise SourceOptionRefused(loc, not_pem) from None
+    if not loaded.cert_store_stats()["x509"]:
+        raise SourceOptionRefused(loc, not_pem)
+    return text
+
+
+def tls_verify_option(options: Mapping[str, Any], *, production: bool) -> bool:
+    """``options.tls_verify`` (default ``true``): a boolean, and ``false`` only outside production."""
+    value = options.get("tls_verify", True)
+    if not isinstance(value, bool):
+        raise SourceOptionRefused("options.tls_verify", "须为 true 或 false (must be true or false)")
+    if not value and production:
+        raise SourceOptionRefused(
+            "options.tls_verify",
+            "生产环境不允许关闭证书校验，请用 options.ca_file 指定 CA 证书 "
+            "(tls_verify: false is refused in production: name the CA with options.ca_file)",
+        )
+    return value
+
+
+def source_tls(options: Mapping[str, Any], *, production: bool) -> ssl.SSLContext:
+    """The TLS context of a source's run (§8), or :class:`SourceOptionRefused` naming the option.
+
+    ``ca_file`` replaces the public CAs for this source (a private CA vouches for its hosts only,
+    and the public ones vouch for none of them); it is checked even when ``tls_verify`` is off,
+    so what is saved is usable once verification is switched on. Reads a file: call it in a thread.
+    """
+    verify = tls_verify_option(options, production=production)
+    ca_file = options.get("ca_file")
+    if ca_file is None:
+        return ssl_context(verify)
+    context = _trusting(_ca_bundle(ca_file))
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def certificate_failure(exc: BaseException) -> str | None:
+    """Why TLS refused the peer's certificate, when that is what ``exc`` (a transport error)
+    came from; ``None`` for any other failure."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or current.reason or "certificate verify failed")
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def ssl_context(verify: bool | ssl.SSLContext) -> ssl.SSLContext:
@@ -378,6 +544,12 @@ class SourceHTTP:
                 self.requests += 1
                 response = await self._send(method, url, auth, kwargs)
             except httpx.TransportError as exc:
+                refused = certificate_failure(exc)
+                if refused is not None:
+                    raise SourceCertificateError(
+                        f"{where}: TLS 证书校验失败：{refused}（私有 CA 请用 options.ca_file 指定）"
+                        f"(certificate verify failed: {refused}; name a private CA with options.ca_file)"
+                    ) from None
                 last = f"{where}: {type(exc).__name__}"
             else:
                 if response.status_code in expect or response.is_success:

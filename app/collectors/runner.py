@@ -17,6 +17,10 @@ platform it may not write into is refused when the remote announces it (nothing 
 nothing fetched) and any record for it is counted rejected; the run's ``error`` says which and
 why, and the run itself still succeeds, so one hostile or colliding platform stops no other.
 
+**TLS (§8).** A run verifies the source's certificate against ``options.ca_file`` when it names
+one (public CAs otherwise); ``options.tls_verify: false`` fails the run in production, even for a
+source saved while the hub ran in development.
+
 **Full runs are snapshots.** The asset pages of a full run carry ``snapshot`` ``{id: run, seq}``
 per platform; the runner holds each platform's latest page back and sends it with ``last: true``
 only when the collector finished without error — so a run that fails halfway retires nothing.
@@ -44,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.api.middleware import new_request_id
 from app.collectors.base import Collector, RunContext, RunMode, SourceConfig
 from app.collectors.errors import SourceDataError, SourceError
-from app.collectors.http import SourceHTTP
+from app.collectors.http import SourceHTTP, source_tls
 from app.collectors.hub import PlatformRefused
 from app.collectors.registry import collector_class
 from app.config import Settings
@@ -445,6 +449,11 @@ class CollectorRunner:
                 raise PlatformRefused(refusal)
             return created
 
+        # the source's CA bundle, read now (it may have changed since it was saved), and
+        # ``tls_verify: false`` refused when this hub serves in production, whenever it was saved
+        tls = await asyncio.to_thread(
+            source_tls, config.options, production=self.settings.env == "production"
+        )
         started = datetime.now(UTC)
         async with SourceHTTP(
             config.base_url,
@@ -456,8 +465,7 @@ class CollectorRunner:
                 connect=min(10.0, self.settings.collector_request_timeout_s),
             ),
             backoff_s=self.settings.collector_backoff_s,
-            # BMCs and private clouds often present self-signed certificates: a source may say so
-            verify=bool(config.options.get("tls_verify", True)),
+            verify=tls,
         ) as http:
             ctx = RunContext(
                 run_id=run_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.collectors.base import Collector, SourceError
-from app.collectors.http import has_userinfo
+from app.collectors.http import SourceOptionRefused, base_url_refusal, has_userinfo, host_key, source_tls
 from app.collectors.registry import collector_class
 from app.collectors.runner import is_stale, open_credentials, seal_credentials
 from app.config import Settings
@@ -49,9 +50,20 @@ def _check_options(collector: type[Collector], options: dict[str, Any], interval
         raise ValidationFailed(str(exc), errors=[ErrorItem.of("options", str(exc))]) from None
 
 
+async def _check_tls(settings: Settings, options: dict[str, Any]) -> None:
+    """``options.ca_file`` and ``options.tls_verify`` as the run will use them (§8), refused now
+    rather than at the first run: the same :func:`source_tls` builds the run's context."""
+    try:
+        await asyncio.to_thread(source_tls, options, production=settings.env == "production")
+    except SourceOptionRefused as exc:
+        raise ValidationFailed(str(exc), errors=[ErrorItem.of(exc.loc, str(exc))]) from None
+
+
 def _check_host(settings: Settings, base_url: str) -> None:
     """No user or password in the URL (§8: credentials go in ``credentials``, sealed, and only to
-    this origin), and a host on ``SUPHUB_SOURCE_ALLOWED_HOSTS`` when it is set."""
+    this origin), no host written as an address the §8 policy refuses (the transport's own rules:
+    a metadata address would only fail every run), and a host on ``SUPHUB_SOURCE_ALLOWED_HOSTS``
+    when it is set."""
     if has_userinfo(base_url):
         message = (
             "base_url 不得包含用户名或密码，请放入 credentials "
@@ -59,8 +71,12 @@ def _check_host(settings: Settings, base_url: str) -> None:
         )
         raise ValidationFailed(message, errors=[ErrorItem.of("base_url", message)])
     allowed = settings.allowed_source_hosts()
-    host = (urlsplit(base_url).hostname or "").lower()
-    if allowed is not None and host not in allowed:
+    host = host_key(urlsplit(base_url).hostname or "")
+    why = base_url_refusal(base_url, allowed)
+    if why is not None:
+        message = f"base_url 的地址 {host} 不可采集：{why} (address refused by the §8 policy)"
+        raise ValidationFailed(message, errors=[ErrorItem.of("base_url", message)])
+    if allowed is not None and host not in {host_key(h) for h in allowed}:
         raise BadParameter(
             f"主机 {host} 不在 SUPHUB_SOURCE_ALLOWED_HOSTS 中 (host not in SUPHUB_SOURCE_ALLOWED_HOSTS)"
         )
@@ -104,6 +120,7 @@ async def create_source(
 ) -> Source:
     collector = _check_type(spec.type, list(spec.kinds))
     _check_options(collector, spec.options, spec.interval_s)
+    await _check_tls(settings, spec.options)
     _check_host(settings, spec.base_url)
     if spec.platform_code is None:
         if not collector.mirrors_platforms:
@@ -161,6 +178,10 @@ async def update_source(
     _check_options(
         collector, given.get("options") or source.options or {}, given.get("interval_s") or source.interval_s
     )
+    if given.get("options") is not None:
+        # only options being saved: a stored source must stay switchable off (``enabled``) when
+        # its CA file went away or it is served in production with ``tls_verify: false``
+        await _check_tls(settings, given["options"])
     if "base_url" in given and given["base_url"] is not None:
         _check_host(settings, given["base_url"])
         source.base_url = given["base_url"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from app.config import Settings
 from app.main import create_app
 from app.models import Source
 from app.security.keys import load_server_key
+from tests.collectors.tlspeer import make_ca
 from tests.helpers import Hub
 
 GZ = "GD-GZ-01"
@@ -58,7 +60,7 @@ async def test_sources_are_created_read_changed_and_deleted_without_ever_showing
         "source_id": "gz-prom",
         "platform_code": GZ,
         "type": "prometheus",
-        "base_url": "http://127.0.0.1:9090",
+        "base_url": "http://10.20.7.9:9090",
         "credentials": {"token": {"env": "SUPHUB_SOURCE_GZ_PROM_TOKEN"}},
         "interval_s": 60,
         "kinds": ["metrics"],
@@ -137,6 +139,132 @@ async def test_a_base_url_with_a_user_or_password_is_refused_naming_the_field(
     _error(changed, 422, "1002")
     assert [e["loc"] for e in changed.json()["errors"]] == ["base_url"]
     assert _data(await hub.get(f"{SOURCES}/city"))["base_url"] == "http://city-hub.example"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "why"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://[fe80::1]:8443", "link-local"),
+        ("http://[::ffff:169.254.169.254]", "link-local"),
+        ("http://0.0.0.0:9090", "unspecified"),
+        ("http://[::]:9090", "unspecified"),
+        ("http://224.0.0.251", "multicast"),
+        ("http://255.255.255.255", "broadcast"),
+        ("http://127.0.0.1:9090", "loopback"),
+        ("http://[::1]:9090", "loopback"),
+        ("http://2130706433:9090", "loopback"),  # 127.0.0.1 as the resolver reads a bare number
+    ],
+)
+async def test_a_base_url_at_an_address_section_8_refuses_is_refused_when_saved(
+    hub: Hub, base_url: str, why: str
+) -> None:
+    """§8: an address the connection policy always refuses is refused at once, naming base_url."""
+    await hub.create_platform(GZ, "440100")
+    refused = await _create(hub, _hub_source(base_url=base_url))
+    assert why in _error(refused, 422, "1002")
+    assert [e["loc"] for e in refused.json()["errors"]] == ["base_url"]
+    _error(await hub.get(f"{SOURCES}/city"), 404, "3002")
+
+    _data(await _create(hub, _hub_source()), 201)
+    changed = await hub.http.patch(
+        f"{SOURCES}/city", json={"base_url": base_url}, headers=hub.auth(hub.admin)
+    )
+    assert why in _error(changed, 422, "1002")
+    assert [e["loc"] for e in changed.json()["errors"]] == ["base_url"]
+    assert _data(await hub.get(f"{SOURCES}/city"))["base_url"] == "http://city-hub.example"
+
+
+async def test_loopback_is_saved_when_listed_and_names_wait_for_the_connection(
+    hub: Hub, app: Any, settings: Settings
+) -> None:
+    """A listed loopback host passes (as it does when connecting); a name is only judged on the
+    address it resolves to when the run connects; a private management address is fine."""
+    await hub.create_platform(GZ, "440100")
+    listed = ["127.0.0.1", "[::1]", "metadata.example", "10.20.7.9", "169.254.169.254"]
+    app.state.settings = settings.model_copy(update={"source_allowed_hosts": listed})
+    saved = ["http://127.0.0.1:9090", "http://[::1]:9090", "http://metadata.example", "https://10.20.7.9"]
+    for n, base_url in enumerate(saved):
+        _data(await _create(hub, _hub_source(source_id=f"s{n}", base_url=base_url)), 201)
+    # listing a metadata address does not make it acceptable
+    refused = await _create(hub, _hub_source(base_url="http://169.254.169.254"))
+    assert "link-local" in _error(refused, 422, "1002")
+
+
+def _ca_file_cases(folder: Path) -> dict[str, Any]:
+    """``options.ca_file`` values a hub must refuse, each with a reason a user would see."""
+    ca = make_ca(folder / "ca")
+    (folder / "token.txt").write_text("SECRET-TOKEN-do-not-show\n")
+    (folder / "bundle-with-key.pem").write_bytes(ca.server_cert.read_bytes() + ca.server_key.read_bytes())
+    (folder / "empty.pem").write_bytes(b"")
+    (folder / "huge.pem").write_bytes(ca.ca_file.read_bytes() + b"\n" * (5 * 1024 * 1024))
+    (folder / "bad-base64.pem").write_text(
+        "-----BEGIN CERTIFICATE-----\nSECRET-TOKEN-do-not-show\n-----END CERTIFICATE-----\n"
+    )
+    return {
+        "missing": str(folder / "no-such.pem"),
+        "directory": str(folder),
+        "relative": "ca/ca.pem",
+        "device": "/dev/zero",
+        "not a certificate": str(folder / "token.txt"),
+        "broken certificate": str(folder / "bad-base64.pem"),
+        "empty": str(folder / "empty.pem"),
+        "a private key inside": str(folder / "bundle-with-key.pem"),
+        "too large": str(folder / "huge.pem"),
+        "not a string": 42,
+        "blank": "",
+    }
+
+
+async def test_a_ca_file_that_is_not_a_readable_ca_bundle_is_refused_naming_the_option(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """§8 ``options.ca_file``: refused when saved (not at the first run), without showing the file."""
+    await hub.create_platform(GZ, "440100")
+    for case, value in _ca_file_cases(tmp_path).items():
+        refused = await _create(hub, _hub_source(options={"region": "4401", "ca_file": value}))
+        assert refused.status_code == 422, (case, refused.text)
+        _error(refused, 422, "1002")
+        assert [e["loc"] for e in refused.json()["errors"]] == ["options.ca_file"], case
+        assert "SECRET-TOKEN" not in refused.text and "PRIVATE KEY" not in refused.text, case
+
+    good = {"region": "4401", "ca_file": str(tmp_path / "ca" / "ca.pem")}
+    assert _data(await _create(hub, _hub_source(options=good)), 201)["options"] == good
+    bad = {"region": "4401", "ca_file": str(tmp_path / "token.txt")}
+    changed = await hub.http.patch(f"{SOURCES}/city", json={"options": bad}, headers=hub.auth(hub.admin))
+    _error(changed, 422, "1002")
+    assert [e["loc"] for e in changed.json()["errors"]] == ["options.ca_file"]
+    assert _data(await hub.get(f"{SOURCES}/city"))["options"] == good
+
+
+async def test_tls_verify_false_is_refused_in_production_and_allowed_in_development(
+    hub: Hub, app: Any, settings: Settings
+) -> None:
+    """§8: ``tls_verify: false`` is a development convenience only; it must be a boolean."""
+    await hub.create_platform(GZ, "440100")
+    unchecked = {"region": "4401", "tls_verify": False}
+    _data(await _create(hub, _hub_source(options=unchecked)), 201)
+    for value in ("false", 0, None):
+        refused = await _create(
+            hub, _hub_source(source_id="other", options={"region": "4401", "tls_verify": value})
+        )
+        _error(refused, 422, "1002")
+        assert [e["loc"] for e in refused.json()["errors"]] == ["options.tls_verify"]
+
+    app.state.settings = settings.model_copy(update={"env": "production"})
+    refused = await _create(hub, _hub_source(source_id="prod", options=unchecked))
+    assert "tls_verify" in _error(refused, 422, "1002")
+    assert [e["loc"] for e in refused.json()["errors"]] == ["options.tls_verify"]
+    changed = await hub.http.patch(
+        f"{SOURCES}/city", json={"options": unchecked}, headers=hub.auth(hub.admin)
+    )
+    _error(changed, 422, "1002")
+    # verifying is fine, and a stored source can still be switched off (its runs fail meanwhile)
+    _data(
+        await _create(hub, _hub_source(source_id="prod", options={"region": "4401", "tls_verify": True})), 201
+    )
+    off = await hub.http.patch(f"{SOURCES}/city", json={"enabled": False}, headers=hub.auth(hub.admin))
+    assert _data(off)["enabled"] is False
 
 
 async def test_a_duplicate_source_id_is_a_conflict_and_only_admins_manage_sources(hub: Hub) -> None:

@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.collectors import http as source_http
@@ -33,11 +34,12 @@ from app.collectors.errors import (
     SourceTooLarge,
     SourceUnavailable,
 )
-from app.collectors.http import SourceHTTP, address_refusal, retry_after_s
+from app.collectors.http import SourceCertificateError, SourceHTTP, address_refusal, retry_after_s
 from app.collectors.runner import CollectorRunner
 from app.config import Settings
 from app.db import create_sessionmaker
 from app.main import create_app
+from app.models import Source
 from app.schemas.common import ClientCreate
 from app.security.keys import load_server_key
 from app.services.clients import create_client
@@ -394,12 +396,14 @@ async def test_tls_checks_the_host_name_while_connecting_to_the_checked_address(
             f"https://bmc.test:{port}", allowed_hosts=listed, verify=client_context
         ) as http:
             assert (await http.get_json("/redfish/v1/"))["status"] == "success"
-        # the same address under a name the certificate does not carry: refused by TLS
+        # the same address under a name the certificate does not carry: refused by TLS, saying
+        # so, and at once (a retry cannot make a certificate valid)
         async with SourceHTTP(
-            f"https://other.test:{port}", allowed_hosts=listed, verify=client_context, attempts=1
+            f"https://other.test:{port}", allowed_hosts=listed, verify=client_context, sleep=_no_wait
         ) as http:
-            with pytest.raises(SourceUnavailable, match="ConnectError"):
+            with pytest.raises(SourceCertificateError, match=r"certificate verify failed.*other\.test"):
                 await http.get_json("/redfish/v1/")
+            assert http.requests == 1
     finally:
         server.close()
         await server.wait_closed()
@@ -428,7 +432,9 @@ async def guarded(settings: Settings, engine: AsyncEngine) -> AsyncIterator[tupl
     await application.state.engine.dispose()
 
 
-async def _prometheus_run(hub: Hub, app: Any, base_url: str) -> dict[str, Any]:
+async def _prometheus_run(hub: Hub, app: Any, base_url: str, stored: str | None = None) -> dict[str, Any]:
+    """Save a Prometheus source and run it; ``stored`` rewrites its ``base_url`` in the database
+    first (a source saved before a save-time check existed)."""
     await hub.create_platform(P)
     body = {
         "source_id": "gz-prom",
@@ -442,6 +448,10 @@ async def _prometheus_run(hub: Hub, app: Any, base_url: str) -> dict[str, Any]:
     }
     created = await hub.http.post("/api/v1/admin/sources", json=body, headers=hub.auth(hub.admin))
     assert created.status_code == 201, created.text
+    if stored is not None:
+        async with create_sessionmaker(app.state.engine)() as session:
+            await session.execute(update(Source).values(base_url=stored))
+            await session.commit()
     started = await hub.http.post("/api/v1/admin/sources/gz-prom/run", headers=hub.auth(hub.admin))
     assert started.status_code == 202, started.text
     await app.state.collector_runner.wait_idle()
@@ -450,22 +460,37 @@ async def _prometheus_run(hub: Hub, app: Any, base_url: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "base_url", ["http://169.254.169.254", "http://[fe80::1]:9090", "http://0.0.0.0:9090"]
+    ("address", "why"),
+    [("169.254.169.254", "link-local"), ("fe80::1", "link-local"), ("0.0.0.0", "unspecified")],
 )
-async def test_a_source_at_a_metadata_or_unspecified_address_fails_its_run_clearly(
-    guarded: tuple[Hub, Any], base_url: str
+async def test_a_source_whose_name_resolves_to_a_metadata_or_unspecified_address_fails_its_run_clearly(
+    guarded: tuple[Hub, Any], dns: HostileDNS, address: str, why: str
 ) -> None:
+    """A name is judged on what it resolves to when the run connects (a literal address is
+    already refused when the source is saved: tests/api/test_sources.py)."""
     hub, app = guarded
-    done = await _prometheus_run(hub, app, base_url)
+    dns.answers["prom.test"] = [[address]]
+    done = await _prometheus_run(hub, app, "http://prom.test:9090")
     assert done["status"] == "failed"
-    assert "§8" in done["error"] and ("link-local" in done["error"] or "unspecified" in done["error"])
+    assert "§8" in done["error"] and why in done["error"] and address in done["error"]
+
+
+async def test_a_source_stored_at_a_metadata_address_before_it_was_refused_still_fails_its_run(
+    guarded: tuple[Hub, Any],
+) -> None:
+    """Saved before the save-time check existed (or written to the database directly): the
+    connection policy still holds."""
+    hub, app = guarded
+    done = await _prometheus_run(hub, app, "http://prom.example:9090", stored="http://169.254.169.254")
+    assert done["status"] == "failed" and "link-local" in done["error"], done["error"]
 
 
 async def test_a_source_on_loopback_fails_its_run_unless_listed(
-    guarded: tuple[Hub, Any], peer: LocalPeer
+    guarded: tuple[Hub, Any], peer: LocalPeer, dns: HostileDNS
 ) -> None:
     hub, app = guarded
-    done = await _prometheus_run(hub, app, peer.url)
+    dns.answers["prom.test"] = [["127.0.0.1"]]
+    done = await _prometheus_run(hub, app, f"http://prom.test:{peer.port}")
     assert done["status"] == "failed" and "loopback" in done["error"], done["error"]
     assert peer.seen == []  # refused before connecting
 

@@ -117,9 +117,11 @@ def hanging_peer() -> Iterator[str]:
 async def test_a_peer_that_hangs_fails_the_run_within_the_request_timeout(
     hub: Hub, app: Any, settings: Settings, hanging_peer: str
 ) -> None:
-    await _create(hub, hanging_peer)
-    # the hanging peer listens on loopback, which §8 refuses unless the host is listed
+    # the hanging peer listens on loopback, which §8 refuses unless the host is listed (also when
+    # the source is saved)
     quick = _fast(settings, collector_request_timeout_s=0.3, source_allowed_hosts=["127.0.0.1"])
+    app.state.settings = quick
+    await _create(hub, hanging_peer)
     runner = CollectorRunner(app.state.sessionmaker, quick, load_server_key(settings))
     started = asyncio.get_running_loop().time()
     run = await _run(hub, runner)
