@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok, server_key_of
 from app.errors import BadParameter
 from app.models import AuditEvent
+from app.models.audit import ACTOR_MAX
 from app.schemas.common import Envelope, ErrorEnvelope
 from app.schemas.types import parse_rfc3339
 from app.security.audit import verify_audit
@@ -21,6 +22,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorEnvelope} for c
 EVENT_COLUMNS = (
     "seq",
     "at",
+    "actor",
     "app_key",
     "role",
     "method",
@@ -50,19 +52,28 @@ async def list_audit_events(
     principal: CurrentPrincipal,
     session: SessionDep,
     app_key: Annotated[str | None, Query(description="按密钥编号筛选", max_length=64)] = None,
+    actor: Annotated[
+        str | None,
+        Query(
+            description="按操作者筛选：key:<app_key>、user:<用户名> 或 anonymous",
+            max_length=ACTOR_MAX,
+        ),
+    ] = None,
     path: Annotated[str | None, Query(description="按路径前缀筛选", max_length=2048)] = None,
     from_: Annotated[str | None, Query(alias="from", description="起始时间（含），RFC 3339")] = None,
     to: Annotated[str | None, Query(description="结束时间（不含），RFC 3339")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="每页条数")] = 100,
     cursor: Annotated[str | None, Query(description="上一页的 next_cursor", max_length=2000)] = None,
 ) -> dict[str, Any]:
-    """Audit events, newest first (by ``seq``), keyset-paged; filters by key, path prefix and time."""
+    """Audit events, newest first (by ``seq``), keyset-paged; filters: key, actor, path prefix, time."""
     principal.require_role("admin")
     start, end = _time(from_, "from"), _time(to, "to")
-    filters = {"app_key": app_key, "path": path, "from": from_, "to": to}
+    filters = {"app_key": app_key, "actor": actor, "path": path, "from": from_, "to": to}
     stmt = select(AuditEvent)
     if app_key:
         stmt = stmt.where(AuditEvent.app_key == app_key)
+    if actor:
+        stmt = stmt.where(AuditEvent.actor == actor)
     if path:
         stmt = stmt.where(AuditEvent.path.startswith(path, autoescape=True))
     if start:

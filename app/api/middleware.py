@@ -12,7 +12,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import AppError, BadParameter, RateLimited, StorageUnavailable
-from app.security.audit import source_ip
+from app.security.audit import request_actor, source_ip
 from app.security.keys import APP_KEY_PATTERN
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -90,7 +90,6 @@ class AuditMiddleware:
             return
         hub = scope["app"]
         writer = hub.state.audit_writer
-        writer.bind(hub.state)
         settings = hub.state.settings
         started = datetime.now(UTC)
         client = scope.get("client")
@@ -112,6 +111,9 @@ class AuditMiddleware:
             principal = state.get("principal")
             return {
                 **event_base,
+                "actor": request_actor(
+                    state.get("audit_actor"), principal.app_key if principal is not None else None
+                ),
                 "app_key": claimed_app_key(scope),
                 "role": principal.role if principal is not None else None,
                 "status": status,

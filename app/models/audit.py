@@ -9,16 +9,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
 
+#: an actor is kept to this length (a failed console login records the name it claimed, any length)
+ACTOR_MAX = 160
+
 
 class AuditEvent(Base):
     __tablename__ = "audit_event"
     __table_args__ = (
         Index("ix_audit_event_app_key_seq", "app_key", "seq"),
+        Index("ix_audit_event_actor_seq", "actor", "seq"),
         Index("ix_audit_event_at", "at"),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column()
+    #: who asked: ``key:<app_key>``, ``user:<username>`` (console) or ``anonymous``; chained from
+    #: ``audit_head.keyed_from`` on (the events before it were chained without it: see 0014)
+    actor: Mapped[str | None] = mapped_column(String(ACTOR_MAX))
     app_key: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str | None] = mapped_column(String(16))
     method: Mapped[str] = mapped_column(String(16))

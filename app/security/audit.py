@@ -1,12 +1,15 @@
 """The audit chain (§9): every request as an event, appended by one writer, chained with HMAC-SM3.
 
-``hash = HMAC-SM3(chain key, prev_hash ‖ canonical event)``; the canonical event is its fields (below)
-as JSON with sorted keys, no spaces, UTF-8, times as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, nulls kept.
+``hash = HMAC-SM3(chain key, prev_hash ‖ canonical event)``; the canonical event is its fields
+(:data:`KEYED_FIELDS`: who asked, ``actor``, among them) as JSON with sorted keys, no spaces, UTF-8,
+times as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, nulls kept.
 The chain key is derived from the server key and stored sealed under it (``audit_chain_key``, one
 row per key with the ``seq`` from which it applies; ``keys rotate`` re-seals them and starts a new
 one), so someone who can write the database but does not hold the server key cannot re-chain an
 edited event. Events of a hub from before the keyed chain stay a plain ``SM3(prev ‖ event)`` chain
-up to ``audit_head.keyed_from``; verification checks both parts.
+up to ``audit_head.keyed_from``, over the fields they were chained with (:data:`EVENT_FIELDS`, no
+actor: theirs is filled in by migration 0014 from their key and role, and checked against that rule);
+verification checks both parts.
 
 Each process has one writer task that appends queued events in small batches under the
 ``audit_head`` row lock, so processes never interleave links. After each append the head is
@@ -41,14 +44,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import write_session
 from app.models import AuditCheckpoint, AuditEvent, AuditHead
-from app.models.audit import AuditChainKey
+from app.models.audit import ACTOR_MAX, AuditChainKey
 from app.repositories.bulk import upsert_rows
-from app.security.keys import ServerKey, server_key_for
+from app.security.keys import ServerKey
 from app.security.sm3 import hmac_sm3, sm3_hex
 from app.services.log_chain import GENESIS_HASH, canonical_bytes
 
 log = logging.getLogger(__name__)
 
+#: the fields the plain SM3 chain (events before ``keyed_from``) covers
 EVENT_FIELDS = (
     "seq",
     "at",
@@ -62,6 +66,9 @@ EVENT_FIELDS = (
     "request_id",
     "source_ip",
 )
+#: the fields the keyed chain covers: the plain ones and who asked (§9)
+KEYED_FIELDS = (*EVENT_FIELDS, "actor")
+ANONYMOUS = "anonymous"
 HEAD_FILE = "audit-head.json"
 #: a checkpoint row (where retention may cut) at least this often
 CHECKPOINT_EVERY = 10_000
@@ -76,11 +83,31 @@ def _time(value: datetime) -> str:
 
 
 def event_hash(prev_hash: str, event: dict[str, Any], key: bytes | None = None) -> str:
-    """The link of ``event``: HMAC-SM3 under ``key``; plain SM3 (the pre-keyed chain) without one."""
-    doc = {name: event.get(name) for name in EVENT_FIELDS}
+    """The link of ``event``: HMAC-SM3 under ``key`` over :data:`KEYED_FIELDS`; without a key, plain
+    SM3 over :data:`EVENT_FIELDS` (the pre-keyed chain, written before events named their actor)."""
+    doc = {name: event.get(name) for name in (EVENT_FIELDS if key is None else KEYED_FIELDS)}
     doc["at"] = _time(event["at"])
     message = prev_hash.encode("ascii") + canonical_bytes(doc)
     return sm3_hex(message) if key is None else hmac_sm3(key, message).hex()
+
+
+def key_actor(app_key: str) -> str:
+    return f"key:{app_key}"
+
+
+def legacy_actor(app_key: str | None, role: str | None) -> str:
+    """The actor of an event chained before events named one (migration 0014 fills it in so): a
+    role was recorded only for an authenticated key; any other request was anonymous."""
+    return key_actor(app_key) if role is not None and app_key is not None else ANONYMOUS
+
+
+def request_actor(named: object, app_key: str | None) -> str:
+    """Who asked (§9): what the route named (``state.audit_actor``: the console's ``user:<name>``,
+    or the name a failed login claimed), else the key that was accepted, else ``anonymous`` (a key
+    only claimed, even a well-formed one, is not who asked: it stays in ``app_key``)."""
+    if named:
+        return str(named)[:ACTOR_MAX]
+    return key_actor(app_key) if app_key is not None else ANONYMOUS
 
 
 # --- chain keys -------------------------------------------------------------------------------
@@ -240,11 +267,12 @@ class AuditWriter:
 
     sessionmaker: async_sessionmaker[AsyncSession]
     data_dir: Path
-    max_delay_s: float = 1.0
-    #: events kept while the store is away (``SUPHUB_AUDIT_BACKLOG_MAX``, set by :meth:`bind`)
+    #: the current server key, asked at every append, so a key rotated beside a running hub is used
+    #: from its next append (``lambda: server_key_for(app.state)``)
+    server_key: Callable[[], ServerKey]
+    #: events kept while the store is away (``SUPHUB_AUDIT_BACKLOG_MAX``)
     backlog_max: int = 10_000
-    #: the current server key (asked at every append: a rotated key is picked up)
-    server_key: Callable[[], ServerKey] | None = None
+    max_delay_s: float = 1.0
     _pending: list[PendingEvent] = field(default_factory=list)
     _backlog: list[dict[str, Any]] = field(default_factory=list)
     _lost: int = 0
@@ -255,12 +283,6 @@ class AuditWriter:
     _last_complaint: dict[str, float] = field(default_factory=dict)
     #: unsealed chain keys by their sealed form (a re-sealed key is opened once more)
     _keys: dict[bytes, bytes] = field(default_factory=dict)
-
-    def bind(self, state: Any) -> None:
-        """Take the server key and the backlog limit from the app (``app.state``), once."""
-        if self.server_key is None:
-            self.server_key = lambda: server_key_for(state)
-            self.backlog_max = int(state.settings.audit_backlog_max)
 
     @property
     def backlog(self) -> int:
@@ -406,8 +428,6 @@ class AuditWriter:
         return known
 
     async def _append(self, batch: Sequence[PendingEvent]) -> None:
-        if self.server_key is None:
-            raise RuntimeError("the audit writer has no server key (AuditWriter.bind)")
         server_key = self.server_key()
         checkpoint = await asyncio.to_thread(read_head_file, self.data_dir)
         async with write_session(self.sessionmaker) as session:
@@ -635,9 +655,11 @@ async def verify_audit(
                 if index < 0:
                     return bad(row.seq, "没有适用于该事件的审计链密钥 (no audit chain key for this event)")
                 key = keys[index]
-            fields = {name: getattr(row, name) for name in EVENT_FIELDS}
+            fields = {name: getattr(row, name) for name in KEYED_FIELDS}
             if row.prev_hash != expected_prev:
                 return bad(row.seq, "prev_hash 与前一事件不符 (prev_hash does not match)")
+            if key is None and row.actor != legacy_actor(row.app_key, row.role):
+                return bad(row.seq, "审计事件的操作者被修改 (the event's actor was changed)")
             if event_hash(row.prev_hash, fields, key) != row.hash:
                 return bad(row.seq, "审计事件被修改 (event content does not match its hash)")
             expected_prev = row.hash

@@ -260,16 +260,17 @@ async def test_a_plain_chain_from_before_the_keyed_chain_still_verifies_with_key
     await asyncio.to_thread(command.upgrade, alembic_config(blank_database), "0013")
     at = datetime.now(UTC) - timedelta(hours=1)
     rows, prev = [], PLAIN_GENESIS
+    old_key = "ak_" + "1" * 20
     for seq in range(1, 6):
         event = {
             "seq": seq,
             "at": at + timedelta(seconds=seq),
-            "app_key": None,
-            "role": None,
+            "app_key": old_key if seq == 3 else None,
+            "role": "admin" if seq == 3 else None,  # the one authenticated request
             "method": "GET",
             "path": "/api/v1/assets",
             "query": "",
-            "status": 401,
+            "status": 200 if seq == 3 else 401,
             "records": None,
             "request_id": f"R{seq:025d}",
             "source_ip": "127.0.0.1",
@@ -302,11 +303,74 @@ async def test_a_plain_chain_from_before_the_keyed_chain_still_verifies_with_key
         assert result["ok"] is True and result["checked"] >= 8, result
         assert result["keyed_from"] == 6
         assert cli(upgraded, "audit", "verify").returncode == 0
+        # the plain events were chained without an actor: the migration names it from what they hold
+        plain = [e for e in await events(hub, path="/api/v1/assets") if e["seq"] < 6]
+        assert [(e["seq"], e["actor"]) for e in plain] == [
+            (5, "anonymous"),
+            (4, "anonymous"),
+            (3, f"key:{old_key}"),
+            (2, "anonymous"),
+            (1, "anonymous"),
+        ]
+
+        async with application.state.engine.begin() as conn:  # and it cannot be changed unseen
+            await conn.execute(text("UPDATE audit_event SET actor = 'anonymous' WHERE seq = 3"))
+        result = await verify(hub)
+        assert (result["ok"], result["first_bad_seq"]) == (False, 3), result
 
         async with application.state.engine.begin() as conn:  # the plain part is still checked
+            await conn.execute(
+                text("UPDATE audit_event SET actor = :a WHERE seq = 3"), {"a": f"key:{old_key}"}
+            )
             await conn.execute(text("UPDATE audit_event SET status = 200 WHERE seq = 2"))
         result = await verify(hub)
         assert (result["ok"], result["first_bad_seq"]) == (False, 2), result
+
+
+# --- §9: who asked ---------------------------------------------------------------------------------
+async def test_every_event_names_its_actor_a_refused_request_without_a_known_key_is_anonymous(
+    hub: Hub, app: Any
+) -> None:
+    await hub.create_platform(P)
+    regulator = await hub.create_client("regulator", regions=["440000"])
+    admin_key, regulator_key = hub.admin.split(".", 1)[0], regulator.split(".", 1)[0]
+    pushed = await hub.push("assets", batch(P, "b1", [vm("vm-1")]))
+    assert pushed.status_code == 200
+    assert (await hub.get("/api/v1/assets", regulator)).status_code == 200
+    assert (await hub.get("/api/v1/admin/audit", regulator)).status_code == 403  # known, not allowed
+    assert (await hub.http.get("/api/v1/assets")).status_code == 401  # no credentials
+    unknown = "ak_" + "0" * 20
+    claimed = await hub.http.get("/api/v1/assets", headers={"Authorization": f"Bearer {unknown}.secret"})
+    assert claimed.status_code == 401
+    await app.state.audit_writer.flush()
+
+    [push] = await events(hub, path="/api/v1/reports/assets")
+    assert (push["actor"], push["app_key"]) == (f"key:{admin_key}", admin_key)
+    found = {(e["actor"], e["app_key"], e["status"]) for e in await events(hub, path="/api/v1/assets")}
+    assert found == {
+        (f"key:{regulator_key}", regulator_key, 200),
+        ("anonymous", None, 401),
+        ("anonymous", unknown, 401),  # the key id it claimed stays where it was
+    }
+    [forbidden] = await events(hub, path="/api/v1/admin/audit", actor=f"key:{regulator_key}")
+    assert forbidden["status"] == 403
+    anonymous = await events(hub, actor="anonymous")
+    assert len(anonymous) == 2 and {e["actor"] for e in anonymous} == {"anonymous"}
+    assert (await verify(hub))["ok"] is True
+
+
+async def test_an_edited_actor_is_found_by_verify(hub: Hub, app: Any, engine: AsyncEngine) -> None:
+    await hub.create_platform(P)
+    await _pushes(hub, 3)
+    await app.state.audit_writer.flush()
+    _newest, middle, _oldest = await events(hub, path="/api/v1/reports/assets")
+    assert middle["actor"] == f"key:{hub.admin.split('.', 1)[0]}"
+    async with engine.begin() as conn:  # blame the admin's push on nobody
+        await conn.execute(
+            text("UPDATE audit_event SET actor = 'anonymous' WHERE seq = :s"), {"s": middle["seq"]}
+        )
+    result = await verify(hub)
+    assert (result["ok"], result["first_bad_seq"]) == (False, middle["seq"]), result
 
 
 # --- item 14: refused writes while the store is away ----------------------------------------------
