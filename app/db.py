@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -162,7 +163,10 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, limit: float) -> 
 
     def _clear(conn: Any) -> None:
         # COMMIT and ROLLBACK run outside before/after_cursor_execute: never interrupt them
-        deadline: _Deadline | None = conn.info.get(_DEADLINE)
+        try:
+            deadline: _Deadline | None = conn.info.get(_DEADLINE)
+        except SQLAlchemyError:  # an invalidated connection has no deadline left to clear
+            return
         if deadline is not None:
             deadline.at = float("inf")
 

@@ -3,6 +3,10 @@
 The buckets are rows updated by one atomic upsert, so every API worker and host shares them.
 On PostgreSQL they live in the hub's database; on SQLite in a small file of their own
 (``<data_dir>/ratelimit.db``), so a rate check never waits behind an ingest's write lock.
+
+A bucket that cannot be read because the database is down or hung is 503 ``5001`` (never a 500):
+the per-address check runs in a middleware, outside the app's error handlers, and must answer
+with the same §2.1 envelope as everything else.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.db import create_engine
-from app.errors import RateLimited
+from app.errors import RateLimited, StorageUnavailable, storage_error
 from app.models import RateBucket
 
 _SWEEP_PROBABILITY = 0.01
@@ -59,8 +63,26 @@ class RateLimiter:
         return Limit(rate, burst)
 
     async def take(self, bucket: str, limit: Limit) -> None:
+        """Take a token; 429 ``4001`` when there is none, 503 ``5001`` when the store cannot say."""
         if not self.enabled:
             return
+        try:
+            tokens = await self._take(bucket, limit)
+        except Exception as exc:
+            if storage_error(exc) is None:
+                raise
+            # even a bucket update cancelled at the time limit says "the store is overloaded", not
+            # "your query is too broad": the caller's request never ran
+            raise StorageUnavailable() from exc
+        if tokens < 0:
+            wait = max(1, math.ceil(-tokens / limit.rate_per_s)) if limit.rate_per_s > 0 else 60
+            raise RateLimited(
+                f"请求过于频繁，请 {wait} 秒后重试 (rate limited; retry after {wait} s)",
+                headers={"Retry-After": str(wait)},
+            )
+
+    async def _take(self, bucket: str, limit: Limit) -> float:
+        """The bucket's tokens after taking one (negative: the caller is over its limit)."""
         if not self._ready:
             async with self.engine.begin() as conn:
                 await conn.run_sync(RATE_BUCKET.create, checkfirst=True)
@@ -81,12 +103,7 @@ class RateLimiter:
             if random.random() < _SWEEP_PROBABILITY:
                 # a bucket idle for a day is full again: forgetting it changes nothing
                 await conn.execute(delete(table).where(table.c.updated_at < now - 86_400))
-        if tokens < 0:
-            wait = max(1, math.ceil(-tokens / limit.rate_per_s)) if limit.rate_per_s > 0 else 60
-            raise RateLimited(
-                f"请求过于频繁，请 {wait} 秒后重试 (rate limited; retry after {wait} s)",
-                headers={"Retry-After": str(wait)},
-            )
+        return tokens
 
     async def close(self) -> None:
         if self._own_engine:

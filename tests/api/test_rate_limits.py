@@ -70,3 +70,21 @@ async def test_refusals_for_rate_are_audited(hub: Hub, settings: Settings, engin
     )
     statuses = sorted(e["status"] for e in events.json()["data"]["items"] if e["source_ip"] == "198.51.100.9")
     assert statuses == [401, 429]
+
+
+async def test_readyz_is_limited_per_source_address_and_not_audited(hub: Hub, settings: Settings) -> None:
+    """``/readyz`` queries the database: a flood of probes from one address is refused like any
+    other request (``/healthz`` touches nothing and stays free), and probes stay out of the audit."""
+    tight = limited(settings, rate_limit_ip=(0.01, 2.0))
+    async with instance(tight, client_ip="198.51.100.10") as http:
+        answers = [await http.get("/readyz") for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[2].json()["code"] == "4001" and int(answers[2].headers["retry-after"]) >= 1
+        assert [(await http.get("/healthz")).status_code for _ in range(3)] == [200, 200, 200]
+    async with instance(tight, client_ip="198.51.100.11") as other:
+        assert (await other.get("/readyz")).status_code == 200  # another address has its own bucket
+    events = await hub.http.get(
+        "/api/v1/admin/audit", params={"path": "/readyz"}, headers=hub.auth(hub.admin)
+    )
+    assert events.status_code == 200
+    assert events.json()["data"]["items"] == []
