@@ -10,10 +10,11 @@ HOST        ?= 127.0.0.1
 PORT        ?= 8080
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=
+DRILLS_ARGS ?=
 PG_HOST     := 127.0.0.1
 PG_PORT     := 5432
 
-.PHONY: help venv run pg-up test lint check migrate openapi scheduler clean bench bench-smoke
+.PHONY: help venv run pg-up test lint check migrate openapi scheduler clean bench bench-smoke drills
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -84,3 +85,7 @@ bench: venv pg-up ## The speed goals on SQLite and PostgreSQL at full size (abou
 
 bench-smoke: venv pg-up ## The same benchmarks at tiny sizes (about a minute; never fails on a timing)
 	$(VENV_BIN)/python bench/run.py --smoke $(BENCH_ARGS)
+
+# Not part of `make test`: minutes of load, kills and fuzzing (README "Reliability").
+drills: venv pg-up ## Reliability drills: kill -9, PostgreSQL outage, abuse, schemathesis (DRILLS_ARGS="--quick kill9")
+	$(VENV_BIN)/python -m tests.drills.run $(DRILLS_ARGS)

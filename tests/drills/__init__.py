@@ -1,0 +1,1 @@
+"""Reliability drills (``make drills``): scripts a maintainer runs, never collected by pytest."""
