@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     #: a client that has not sent its request headers, or the next piece of its body, within this
     #: many seconds is disconnected (uvicorn has no such timeout of its own)
     request_read_timeout_s: float = 30.0
+    #: bytes a second a body must average once ``request_read_timeout_s`` has passed: the whole body
+    #: is answered 408 unless read by ``request_read_timeout_s + bytes received / this``
+    request_min_rate_bps: float = Field(default=16384.0, gt=0)
     #: ``/docs``, ``/redoc`` and ``/openapi.json`` without a key; ``None``: open in development only
     docs_public: bool | None = None
 

@@ -1,8 +1,10 @@
 """Slow and vanishing clients against a real ``supervision-hub serve`` (§14, issue 13 item 15).
 
 uvicorn has no time limit on request headers or bodies of its own: a client sending one byte a
-second held a connection (and a request) for ever. The hub is started here as an operator starts
-it, with a short ``SUPHUB_REQUEST_READ_TIMEOUT_S``, and driven over raw sockets.
+second held a connection (and a request) for ever, and a body sent one byte just inside the time
+limit between pieces was never cut off either. The hub is started here as an operator starts it,
+with a short ``SUPHUB_REQUEST_READ_TIMEOUT_S`` and a low ``SUPHUB_REQUEST_MIN_RATE_BPS``, and
+driven over raw sockets.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from tests.collectors.peers import free_port, stop
 CLI = [sys.executable, "-m", "app.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 1.0
+#: bytes a second a body must average after its first ``TIMEOUT_S`` seconds
+MIN_RATE_BPS = 1000
 #: what the hub may take beyond the limit (a loaded test machine), and how long a test waits at most
 SLACK_S = 2.0
 
@@ -48,7 +52,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("serve")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPHUB_")}
     env.update(
-        SUPHUB_DATA_DIR=str(tmp / "var"), PYTHONPATH=str(ROOT), SUPHUB_REQUEST_READ_TIMEOUT_S=str(TIMEOUT_S)
+        SUPHUB_DATA_DIR=str(tmp / "var"),
+        PYTHONPATH=str(ROOT),
+        SUPHUB_REQUEST_READ_TIMEOUT_S=str(TIMEOUT_S),
+        SUPHUB_REQUEST_MIN_RATE_BPS=str(MIN_RATE_BPS),
     )
     created = subprocess.run(
         [*CLI, "clients", "create", "--name", "root", "--role", "admin"],
@@ -144,6 +151,58 @@ def test_a_body_that_stops_arriving_is_answered_408_and_the_connection_closed(se
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert b'"code":"1001"' in answer and b"connection: close" in answer.lower()
     assert elapsed <= TIMEOUT_S + SLACK_S
+
+
+def _trickle(sock: socket.socket, body: bytes, piece: int, every_s: float, give_up_s: float) -> bool:
+    """Sends ``body`` ``piece`` bytes every ``every_s`` seconds; whether all of it went out before
+    the hub answered or closed the connection (what it answered is left to read), or ``give_up_s``
+    passed."""
+    started = time.monotonic()
+    for at in range(0, len(body), piece):
+        try:
+            sock.sendall(body[at : at + piece])
+        except OSError:
+            return False
+        if at + piece >= len(body):
+            return True
+        answered, _, _ = select.select([sock], [], [], every_s)
+        if answered or time.monotonic() - started > give_up_s:
+            return False
+    return True
+
+
+def test_a_body_trickled_inside_the_piece_limit_is_cut_off_by_its_minimum_rate(served: Served) -> None:
+    """One byte every 0.4 s never waits the 1 s between pieces, but averages far under 1000 B/s."""
+    with served.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(_post_head(served, 1000))
+        sent_whole = _trickle(sock, b" " * 1000, 1, 0.4, give_up_s=TIMEOUT_S + 2 * SLACK_S)
+        elapsed = time.monotonic() - started
+        answer = _read_until_closed(sock)
+    assert not sent_whole, f"still reading after {elapsed:.1f} s"
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b'"code":"1001"' in answer and b"connection: close" in answer.lower()
+    assert elapsed <= TIMEOUT_S + SLACK_S
+
+
+def test_a_slow_body_above_the_minimum_rate_is_read_however_long_it_takes(served: Served) -> None:
+    """The allowance grows with what arrives: 6 000 bytes at 2 000 B/s take 3 s, three time limits."""
+    platform = {
+        "platform_code": "GD-SLOW-01",
+        "name": "慢",
+        "region_code": "440100",
+        "network_zone": "gov_extranet",
+        "level": "city",
+    }
+    body = json.dumps(platform).encode().ljust(6000)
+    with served.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(_post_head(served, len(body)))
+        assert _trickle(sock, body, 600, 0.3, give_up_s=60), "the hub closed a connection sending 2 000 B/s"
+        answer = _read_until_closed(sock)
+        elapsed = time.monotonic() - started
+    assert elapsed > 2 * TIMEOUT_S
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
 
 
 def test_a_well_behaved_client_keeps_its_connection(served: Served) -> None:

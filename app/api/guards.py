@@ -6,13 +6,15 @@ before the router and
 
 * has the framework read the query as the canonical query of §3 does (``+`` a literal plus,
   unescaped bytes as UTF-8), and refuses a parameter given twice (400 ``1001``, §2.2);
+  :func:`known_query_only`, an app-wide dependency, refuses one the route does not declare;
 * checks the key before a byte of the body is read: a bearer token completely, a signed request's
   headers, key id and timestamp (2001 → 2002 → 2003); an unknown path without a key is 401, and
   the docs need a key unless ``SUPHUB_DOCS_PUBLIC`` opens them;
 * reads the body itself, capped while reading (pushes at ``SUPHUB_MAX_BODY_BYTES``, everything else
   at ``SUPHUB_ADMIN_MAX_BODY_BYTES``: 413 ``1003``, a lying ``Content-Length`` included), each
-  piece within ``SUPHUB_REQUEST_READ_TIMEOUT_S`` (408 and the connection closed), a client that
-  goes away logged as one line;
+  piece within ``SUPHUB_REQUEST_READ_TIMEOUT_S`` and the whole at no less than
+  ``SUPHUB_REQUEST_MIN_RATE_BPS`` after that (408 and the connection closed, :func:`read_body`),
+  a client that goes away logged as one line;
 * finishes a signed request's checks over the body as sent (2005, 2004), and hands the app the
   caller (``scope["state"]["principal"]``) and the body (``scope["state"]["raw_body"]``).
 
@@ -28,7 +30,11 @@ import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from fastapi import params
+from fastapi.dependencies.utils import get_flat_params
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -86,6 +92,56 @@ def repeated_parameter(query: bytes) -> str | None:
             return key.decode("utf-8", "replace")
         seen.add(key)
     return None
+
+
+#: unknown parameters listed in ``errors[]`` at most (a query may hold thousands)
+_MAX_NAMED = 20
+
+
+def declared_query_parameters(route: APIRoute) -> frozenset[str]:
+    """The query parameters ``route`` reads: its own and its dependencies', as OpenAPI lists them."""
+    fields = get_flat_params(route.dependant)
+    return frozenset(f.alias for f in fields if isinstance(f.field_info, params.Query))
+
+
+async def known_query_only(request: Request) -> None:
+    """Refuses a query parameter the route does not declare: 400 ``1001`` naming it (§2.2).
+
+    The framework ignores a parameter nobody asked for, so a misspelt filter (``platfrom_code=``)
+    answered every row as if no filter had been given. Installed on the app (``create_app``), so
+    every route has it, and it reads what the matched route declares, so no list is kept by
+    hand. It runs before the route's other dependencies: nothing is read or written for a
+    request that will be refused. The probes (:data:`OPEN_PATHS`) ignore parameters, as load
+    balancers may add cache-busting ones; the docs are not routes of the API and ignore them too.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or _route_path(request.scope) in OPEN_PATHS:
+        return
+    # worked out once per route of this app (routes are not hashable; they live as long as the app)
+    cache: dict[int, frozenset[str]] | None = getattr(request.app.state, "declared_query", None)
+    if cache is None:
+        cache = request.app.state.declared_query = {}
+    declared = cache.get(id(route))
+    if declared is None:
+        declared = cache[id(route)] = declared_query_parameters(route)
+    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in declared]
+    if unknown:
+        raise _unknown(unknown)
+
+
+def _unknown(names: list[str]) -> BadParameter:
+    first = _shown(names[0])
+    return BadParameter(
+        f"未知的查询参数 {first} (unknown query parameter {first})",
+        errors=[ErrorItem.of(_shown(name), "未知参数 (unknown parameter)") for name in names[:_MAX_NAMED]],
+    )
+
+
+def _shown(name: str, limit: int = 100) -> str:
+    """A client's parameter name as an answer repeats it: bounded, and visible when empty."""
+    if not name:
+        return '""'
+    return name if len(name) <= limit else name[:limit] + "…"
 
 
 def _docs_paths(app: Any) -> frozenset[str]:
@@ -146,7 +202,9 @@ class RequestGuardMiddleware:
             raise _repeated(repeated)
         is_push = scope.get("method") == "POST" and path.startswith(PUSH_PREFIX)
         limit = settings.max_body_bytes if is_push else settings.admin_max_body_bytes
-        body = await read_body(scope, receive, limit, settings.request_read_timeout_s)
+        body = await read_body(
+            scope, receive, limit, settings.request_read_timeout_s, settings.request_min_rate_bps
+        )
         if signed_client is not None:
             state["raw_body"] = body
             state["principal"] = await verify_signed(
@@ -188,17 +246,34 @@ def _announces_body(scope: Scope) -> bool:
     return "transfer-encoding" in headers or headers.get("content-length", "0").strip() not in {"", "0"}
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int, timeout_s: float) -> bytes:
-    """The whole body, refused past ``limit`` bytes (however it is announced) or when a piece of it
-    does not arrive within ``timeout_s`` seconds."""
+async def read_body(
+    scope: Scope, receive: Receive, limit: int, timeout_s: float, min_rate_bps: float
+) -> bytes:
+    """The whole body, refused past ``limit`` bytes (however it is announced), when a piece of it
+    does not arrive within ``timeout_s`` seconds, or when it arrives slower than ``min_rate_bps``.
+
+    A limit between pieces alone let a client send one byte every ``timeout_s - 1`` seconds and
+    hold the request for ever. The whole body must therefore be in by ``timeout_s`` plus one
+    second per ``min_rate_bps`` bytes received (Apache's ``RequestReadTimeout … MinRate``): the
+    allowance grows with what actually arrives — not with the ``Content-Length`` a client
+    claims — so a large body on a slow but honest link (``min_rate_bps`` or better) is read
+    however long it takes, while a trickle runs out of time soon after ``timeout_s``. A fixed
+    whole-request deadline could not do both: short enough to stop a trickle, it would cut off a
+    32 MiB push on a slow line; long enough for that push, it would let every trickle hold a
+    request that long. However sent, a body is in within ``timeout_s + limit / min_rate_bps``
+    seconds or refused.
+    """
     declared = Headers(scope=scope).get("content-length", "").strip()
     if declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     parts: list[bytes] = []
     size = 0
     while True:
+        allowance = started + timeout_s + size / min_rate_bps - loop.time()
         try:
-            message = await asyncio.wait_for(receive(), timeout_s)
+            message = await asyncio.wait_for(receive(), max(0.0, min(timeout_s, allowance)))
         except TimeoutError:
             raise RequestTimeout() from None
         if message["type"] == "http.disconnect":

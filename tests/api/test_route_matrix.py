@@ -454,17 +454,13 @@ def _scoped_list(
         out += [
             Call("GET", path, access, "list", params=params, volatile=volatile) for params in extra.values()
         ]
-        out += [
-            Call("GET", path, access, "filter", params={"platform_code": t.code}),
-            Call("GET", path, access, "filter", params={"region_code": t.region}),
-            Call(
-                "GET",
-                path,
-                access,
-                "filter",
-                params={"region_code": t.region[:4], **({"with_total": "true"} if paged else {})},
-            ),
+        filters: list[dict[str, str]] = [
+            {"platform_code": t.code},
+            {"region_code": t.region},
+            {"region_code": t.region[:4], **({"with_total": "true"} if paged else {})},
         ]
+        declared = declared_query_params(w.app, "GET", path)  # another is 400 1001 (§2.2)
+        out += [Call("GET", path, access, "filter", params=p) for p in filters if set(p) <= declared]
         return out
 
     return calls
@@ -1031,8 +1027,8 @@ def expected_out_of_scope(world: World, role: Role, key: tuple[str, str], call: 
     if not role.may(call.access):
         return 403, "2006"
     scope = call.scope
-    if scope == "filter" and not set(call.params) <= declared_query_params(world.app, *key):
-        scope = "list"  # a filter the route does not know yet is ignored: the list stays filtered
+    if not set(call.params) <= declared_query_params(world.app, *key):
+        return 400, "1001"  # a parameter the route does not declare is refused (§2.2)
     return {
         "list": (200, "0"),
         "none": (200, "0"),
