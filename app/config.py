@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     statement_timeout_s: float = 30.0
     #: the time limit of an export's statements (§13)
     export_statement_timeout_s: float = 300.0
+    #: the time limit of the background jobs' statements (rollups, retention, partitions,
+    #: re-evaluation, warnings, periods): a job is not a request, a retention DELETE may be long;
+    #: 0 = none (§13)
+    job_statement_timeout_s: float = 600.0
 
     # hostile input (§14)
     #: bodies of the JSON administration endpoints are capped at this many bytes

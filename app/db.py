@@ -16,13 +16,28 @@ Every statement has a time limit (§13, ``SUPHUB_STATEMENT_TIMEOUT_S``; exports
   runs past the limit (400 ``1005``). Waiting for the write lock is the busy timeout's business
   (503 ``5001`` when it runs out), not the statement's: the handler does not run while SQLite
   sleeps on a lock.
+
+A request meets the store several times (source-address and key rate limits, the key, the nonce,
+its own transaction, the audit event): each of those bounds alone would add up against a
+database that does not answer at all. So once one step of a request has found the store
+unavailable (a connect or pre-ping that timed out, a pool wait run out, a broken connection),
+every later step of the same request fails at once with 503 ``5001`` instead of waiting out its
+own bound (:class:`StorageScopeMiddleware`, :func:`store_failed`). One checkout — the pool wait,
+then the pre-ping of a pooled connection or the connect of a new one — shares a single bound too,
+so the two do not add up either. A request against a hung PostgreSQL thus lasts about one bound,
+the statement limit + :data:`CLIENT_GRACE_S` (measured before: pre-ping, a polite close of the
+dead connection and the audit event's connect, one after the other, ~15 s at a 5 s limit). The
+transaction a timed-out statement left open is discarded with its connection (the server rolls
+it back), never committed. The next request tries the store afresh: recovery needs no restart.
+(PostgreSQL only: SQLite's waits are its busy timeout, one per transaction.)
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +45,19 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import await_
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
+from app.errors import StorageUnavailable, is_storage_unavailable
 
 _IMMEDIATE = "suphub_sqlite_immediate"
 #: execution option: this connection's statements get this time limit (seconds) instead
@@ -51,6 +70,139 @@ CONNECT_TIMEOUT_S = 5.0
 #: SQLite's progress handler looks at the clock every this many virtual-machine instructions
 _SQLITE_PROGRESS_STEPS = 10_000
 _DEADLINE = "suphub_deadline"
+
+
+# --- one request, one wait for an unavailable store (§13) ------------------------------------
+class _RequestStore:
+    """What the current request learnt of the store; shared by the tasks the request starts."""
+
+    __slots__ = ("open", "unavailable")
+
+    def __init__(self) -> None:
+        self.open = True
+        self.unavailable = False
+
+
+_REQUEST_STORE: contextvars.ContextVar[_RequestStore | None] = contextvars.ContextVar(
+    "suphub_request_store", default=None
+)
+
+
+def store_failed() -> bool:
+    """True once a storage step of the current (still running) request found the store unavailable."""
+    state = _REQUEST_STORE.get()
+    return state is not None and state.open and state.unavailable
+
+
+def _mark_store_unavailable() -> None:
+    state = _REQUEST_STORE.get()
+    if state is not None and state.open:
+        state.unavailable = True
+
+
+def _failed_fast() -> StorageUnavailable:
+    return StorageUnavailable("数据库暂不可用，请稍后重试 (database unavailable; retry later)")
+
+
+@contextmanager
+def request_storage_scope() -> Iterator[None]:
+    """The storage steps inside share what one of them finds (the module's docstring).
+
+    Tasks started inside keep the scope only while it lasts: a background task a request spawned
+    is not failed fast after the request has ended.
+    """
+    state = _REQUEST_STORE.get()
+    if state is not None and state.open:  # nested: the outer request's scope holds
+        yield
+        return
+    state = _RequestStore()
+    token = _REQUEST_STORE.set(state)
+    try:
+        yield
+    finally:
+        state.open = False
+        _REQUEST_STORE.reset(token)
+
+
+class StorageScopeMiddleware:
+    """Each HTTP request is one :func:`request_storage_scope` (outermost: the audit event included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with request_storage_scope():
+            await self.app(scope, receive, send)
+
+
+class _RequestAwarePool(AsyncAdaptedQueuePool):
+    """A request that found the store unavailable waits for no connection; one whose checkout
+    failed so (``SUPHUB_DB_POOL_TIMEOUT_S`` run out, a connect or pre-ping timed out or refused:
+    asyncpg's time limits reach here as the bare ``TimeoutError``, no driver error) has found it."""
+
+    #: one checkout — pool wait, then a pre-ping or a connect — lasts at most this long (set per
+    #: engine: the statement limit + :data:`CLIENT_GRACE_S`); None: each bound on its own
+    checkout_bound_s: float | None = None
+
+    def connect(self) -> Any:
+        if store_failed():
+            raise _failed_fast()
+        bound = self.checkout_bound_s
+        token = _CHECKOUT_DEADLINE.set(time.monotonic() + bound if bound else None)
+        try:
+            return super().connect()
+        except Exception as exc:
+            if isinstance(exc, PoolTimeoutError) or is_storage_unavailable(exc):
+                _mark_store_unavailable()
+            raise
+        finally:
+            _CHECKOUT_DEADLINE.reset(token)
+
+
+#: while a connection is checked out: when the checkout must be over (a pool wait that ended
+#: with a connection leaves its pre-ping or connect only the rest)
+_CHECKOUT_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "suphub_checkout_deadline", default=None
+)
+
+
+def _checkout_left(bound: float | None) -> float | None:
+    """``bound`` cut to what is left of the current checkout (0: nothing is)."""
+    deadline = _CHECKOUT_DEADLINE.get()
+    if deadline is None:
+        return bound
+    left = max(0.0, deadline - time.monotonic())
+    return left if bound is None else min(bound, left)
+
+
+#: asyncpg's connection configurations, each with a command timeout that sees the request's store
+_CONFIG_CLASSES: dict[type, type] = {}
+
+
+def _request_aware_config(config: Any) -> Any:
+    """``config`` (asyncpg's named tuple) whose ``command_timeout`` is 0 — fail at once — once the
+    current request found the store unavailable: the rollback of a transaction whose statement
+    timed out does not wait on a hung server again (the connection is discarded instead)."""
+    base = type(config)
+    if base in _CONFIG_CLASSES.values():
+        return config
+    cls: Any = _CONFIG_CLASSES.get(base)
+    if cls is None:
+        field = base.command_timeout
+
+        def command_timeout(self: Any) -> Any:
+            return 0 if store_failed() else _checkout_left(field.__get__(self, base))
+
+        cls = type(
+            f"RequestAware{base.__name__}",
+            (base,),
+            {"__slots__": (), "command_timeout": property(command_timeout)},
+        )
+        _CONFIG_CLASSES[base] = cls
+    return cls._make(config)
 
 
 def create_engine(
@@ -80,6 +232,11 @@ def create_engine(
         # connections broken by an outage are found at checkout and replaced: no restart needed
         kwargs["pool_pre_ping"] = True
         kwargs["pool_timeout"] = settings.db_pool_timeout_s
+        kwargs["poolclass"] = type(
+            "RequestAwarePool",
+            (_RequestAwarePool,),
+            {"checkout_bound_s": limit + CLIENT_GRACE_S if limit else None},
+        )
         # asyncpg prepares every statement; after five runs PostgreSQL may switch to a generic
         # plan, which on the time-partitioned samples cannot prune and reads every partition
         # (a 2 ms query became 2.4 s). Custom plans cost a little planning time each call.
@@ -182,7 +339,49 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, limit: float) -> 
 
 def _configure_postgresql_limits(engine: AsyncEngine, limit: float) -> None:
     """Exports' longer limit: ``SET LOCAL statement_timeout`` on the server and a matching
-    client-side bound on the asyncpg connection, put back when the connection returns."""
+    client-side bound on the asyncpg connection, put back when the connection returns. And the
+    request's shared knowledge of the store (the module's docstring)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        connection = dbapi_connection.driver_connection
+        config = getattr(connection, "_config", None)
+        if config is not None:
+            connection._config = _request_aware_config(config)
+
+    connect_timeout: dict[str, Any] = {}
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _on_do_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        # a connect after a pool wait gets what is left of the checkout (cparams is kept between
+        # calls: the configured timeout is remembered once)
+        configured = connect_timeout.setdefault("s", cparams.get("timeout"))
+        left = _checkout_left(configured)
+        if left is None:
+            return
+        if left <= 0:
+            raise TimeoutError("no time left to connect")
+        cparams["timeout"] = left
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        # connects and pre-pings included: a time limit run out, a refused or broken connection
+        if is_storage_unavailable(context.sqlalchemy_exception or context.original_exception):
+            _mark_store_unavailable()
+
+    dialect: Any = engine.dialect
+
+    def _terminate_now(dbapi_connection: Any) -> None:
+        # the driver's own terminate first closes politely, waiting up to 2 s on a hung server for
+        # an answer that will not come; a connection given up on is closed at once (the server
+        # rolls back whatever it had open)
+        force_close = getattr(dbapi_connection, "_terminate_force_close", None)
+        if force_close is not None:
+            force_close()
+        else:
+            dbapi_connection.terminate()
+
+    dialect.do_terminate = _terminate_now
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -228,6 +427,14 @@ def create_export_sessionmaker(engine: AsyncEngine, settings: Settings) -> async
     """Sessions whose statements get the exports' time limit (``SUPHUB_EXPORT_STATEMENT_TIMEOUT_S``)."""
     return create_sessionmaker(
         engine.execution_options(**{_STATEMENT_TIMEOUT: settings.export_statement_timeout_s})
+    )
+
+
+def create_job_sessionmaker(engine: AsyncEngine, settings: Settings) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose statements get the background jobs' limit (``SUPHUB_JOB_STATEMENT_TIMEOUT_S``,
+    0 = none), on the engine the jobs share with the API when ``serve`` runs them in-process."""
+    return create_sessionmaker(
+        engine.execution_options(**{_STATEMENT_TIMEOUT: settings.job_statement_timeout_s})
     )
 
 

@@ -41,7 +41,12 @@ from app.api.middleware import (
 from app.collectors.runner import CollectorRunner
 from app.collectors.scheduler import build_scheduler
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker, create_write_sessionmaker
+from app.db import (
+    StorageScopeMiddleware,
+    create_engine,
+    create_sessionmaker,
+    create_write_sessionmaker,
+)
 from app.errors import install_error_handlers
 from app.security.audit import AuditWriter
 from app.security.keys import server_key_for
@@ -152,6 +157,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.add_middleware(RejectNulMiddleware)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    # around everything: a request's storage steps, its audit event included, wait for an
+    # unavailable store once, not once each (§13, app/db.py)
+    app.add_middleware(StorageScopeMiddleware)
     for module in (
         health,
         reports,

@@ -56,7 +56,8 @@ def _configure(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(get_settings(), _database_url())
+    # a migration may rewrite a large table: no statement limit (§13)
+    engine = create_engine(get_settings(), _database_url(), statement_timeout_s=0)
     async with engine.connect() as connection:
         await connection.run_sync(_configure)
         await connection.commit()

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.collectors.runner import CollectorRunner
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_job_sessionmaker, create_sessionmaker
 from app.security.keys import load_server_key
 from app.services.environment_states import reevaluate_marked
 from app.services.periods import run_freeze_job
@@ -43,6 +43,8 @@ def build_scheduler(
     With a ``runner``, a tick every ``SUPHUB_COLLECTOR_TICK_S`` starts the sources that are due
     (their runs go on in the background; the lease keeps each source to one run at a time).
     """
+    # the jobs' statements get their own limit, also on an engine shared with the API (§13)
+    sessionmaker = create_job_sessionmaker(sessionmaker.kw["bind"], settings)
     scheduler = AsyncIOScheduler(timezone=settings.reporting_tz)
     # a line per job run (every few seconds) drowns the log; failures are logged by the jobs
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import contextvars
 import fcntl
 import ipaddress
 import json
@@ -42,7 +43,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import write_session
+from app.db import store_failed, write_session
+from app.errors import StorageUnavailable
 from app.models import AuditCheckpoint, AuditEvent, AuditHead
 from app.models.audit import ACTOR_MAX, AuditChainKey
 from app.repositories.bulk import upsert_rows
@@ -291,7 +293,10 @@ class AuditWriter:
     def _ensure_task(self) -> None:
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
+            # in a context of its own: not the request's that happened to start it (app/db.py)
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="audit-writer", context=contextvars.Context()
+            )
 
     def submit(self, fields: dict[str, Any]) -> None:
         """A read's event: appended within ``max_delay_s``."""
@@ -300,6 +305,8 @@ class AuditWriter:
 
     async def commit(self, fields: dict[str, Any]) -> None:
         """A write's event: returns once it is committed (raises when it could not be)."""
+        if store_failed():  # this request waited for the store once already: 503 at once (§13)
+            raise StorageUnavailable("审计日志暂不可写，请稍后重试 (audit log unavailable; retry later)")
         self._ensure_task()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(PendingEvent(fields, done))

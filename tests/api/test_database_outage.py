@@ -11,21 +11,25 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from alembic import command
 
-from app.config import Settings
+from app.cli import alembic_config
+from app.collectors.scheduler import build_scheduler
+from app.config import Settings, get_settings
 from app.db import CLIENT_GRACE_S, create_sessionmaker
 from app.main import create_app
 from app.schemas.common import ClientCreate
 from app.security.keys import load_server_key
 from app.services.clients import create_client
 from tests import pgcluster
-from tests.helpers import Hub, batch, vm
+from tests.helpers import Hub, batch, new_key, signed_push, vm
 from tests.pgcluster import PrivateCluster
 
 pytestmark = pgcluster.requires_private_cluster
@@ -191,6 +195,53 @@ async def test_a_hung_database_answers_503_within_the_statement_limit(
         assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
 
 
+async def test_a_signed_push_and_a_read_on_a_hung_database_answer_503_within_the_limit(
+    cluster: PrivateCluster, private_database_url: str, data_dir: Path
+) -> None:
+    """A request passes through several storage steps (rate limit, key lookup, nonce, ingest,
+    audit): against a hung database they share one time limit, they do not add up (§13). The
+    push refused with 503 was not stored; sent again once the database is back, it is."""
+    settings = outage_settings(private_database_url, data_dir)
+    bound = STATEMENT_LIMIT_S + 5
+    async with hub_on(settings) as hub:
+        platform = platform_code()
+        await hub.create_platform(platform)
+        key = await new_key(hub, "provider", platforms=[platform], require_signature=True)
+        credentials = {"app_key": key["app_key"], "secret": key["secret"]}
+        first = batch(platform, f"b-{uuid.uuid4().hex[:8]}", [vm("vm-before")])
+        assert (await signed_push(hub, "assets", first, **credentials)).status_code == 200
+        assert (await hub.get("/api/v1/assets", platform_code=platform)).status_code == 200
+
+        frozen = batch(platform, f"b-{uuid.uuid4().hex[:8]}", [vm("vm-frozen")])
+        cluster.freeze()
+        # a hub that waits for ever must fail this test, not hang it: thaw well after the bound
+        thaw_later = asyncio.get_running_loop().call_later(3 * bound, cluster.thaw)
+        timings: dict[str, float] = {}
+        answers: dict[str, httpx.Response] = {}
+        try:
+            for name in ("push", "read"):
+                started = time.monotonic()
+                if name == "push":
+                    answers[name] = await signed_push(hub, "assets", frozen, **credentials)
+                else:
+                    answers[name] = await hub.get("/api/v1/assets", platform_code=platform)
+                timings[name] = time.monotonic() - started
+        finally:
+            thaw_later.cancel()
+            cluster.thaw()
+        for name, response in answers.items():
+            assert_unavailable(response)
+            assert timings[name] < bound, f"{name} held {timings[name]:.1f} s (bound {bound} s)"
+
+        assert {a["asset_id"] for a in await hub.assets(platform_code=platform)} == {"vm-before"}
+        again = await signed_push(hub, "assets", frozen, **credentials)
+        assert again.status_code == 200, again.text
+        assert {a["asset_id"] for a in await hub.assets(platform_code=platform)} == {
+            "vm-before",
+            "vm-frozen",
+        }
+
+
 @asynccontextmanager
 async def locked(cluster: PrivateCluster, database_url: str, table: str) -> AsyncIterator[asyncpg.Connection]:
     """``table`` locked against readers by another session until the block ends."""
@@ -264,3 +315,56 @@ async def test_an_exhausted_pool_answers_503_after_the_pool_timeout(
         assert_unavailable(refused)
         assert pool_timeout - 0.2 < elapsed < pool_timeout + 2
         assert [r.status_code for r in await asyncio.gather(*blocked)] == [200] * (2 * POOL_SIZE)
+
+
+async def test_the_jobs_get_their_own_statement_limit_not_the_requests(
+    cluster: PrivateCluster, private_database_url: str, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job is not a request: the retention job, waiting on locks for longer than the request
+    limit (and its client grace), goes on under ``SUPHUB_JOB_STATEMENT_TIMEOUT_S`` — on the app's
+    own engine, as ``serve`` runs the jobs in-process by default."""
+    request_limit = 1.0
+    settings = outage_settings(
+        private_database_url, data_dir, statement_timeout_s=request_limit, job_statement_timeout_s=60.0
+    )
+    app = create_app(settings)
+    job = build_scheduler(settings, app.state.sessionmaker).get_job("maintenance")
+    assert job is not None
+    database = private_database_url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{cluster.port}/{database}")
+    try:
+        tables = await conn.fetchval(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables WHERE schemaname = 'public'"
+        )
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+        running = asyncio.create_task(job.func())
+        await asyncio.sleep(request_limit + CLIENT_GRACE_S + 1)
+        await transaction.rollback()
+        await asyncio.wait_for(running, 60)
+        # the job made today's partition (a cancelled one is left to the default partition)
+        today = f"metric_sample_p{datetime.now(UTC):%Y%m%d}"
+        made = await conn.fetchval("SELECT count(*) FROM pg_tables WHERE tablename = $1", today)
+    finally:
+        await conn.close()
+        await app.state.audit_writer.close()
+        await app.state.rate_limiter.close()
+        await app.state.engine.dispose()
+    assert "statement timeout" not in caplog.text and "job failed" not in caplog.text, caplog.text
+    assert made == 1
+
+
+def test_migrations_run_without_a_statement_limit(
+    private_cluster: PrivateCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrations read the hub's settings, but a long migration must not be cancelled at the
+    request limit: with a limit of a millisecond, every migration still runs to the end."""
+    monkeypatch.setenv("SUPHUB_STATEMENT_TIMEOUT_S", "0.001")
+    get_settings.cache_clear()
+    try:
+        url = private_cluster.create_database(f"suphub_{uuid.uuid4().hex[:8]}")
+        command.upgrade(alembic_config(url), "head")
+        assert private_cluster.psql("SELECT count(*) FROM alembic_version", url.rsplit("/", 1)[1]) == "1"
+    finally:
+        get_settings.cache_clear()

@@ -73,6 +73,7 @@ class Answer:
     seconds: float
     retry_after: bool
     ended: float  # monotonic
+    path: str = ""  # a read's path (the over-limit lines name it)
 
 
 @dataclass
@@ -84,12 +85,18 @@ class Drill:
     samples_500: list[str] = field(default_factory=list)
 
     def record(
-        self, phase: str, what: str, response: httpx.Response | None, error: str, started: float
+        self,
+        phase: str,
+        what: str,
+        response: httpx.Response | None,
+        error: str,
+        started: float,
+        path: str = "",
     ) -> None:
         status = str(response.status_code) if response is not None else error
         retry_after = response is not None and "retry-after" in response.headers
         now = time.monotonic()
-        self.answers.append(Answer(phase, what, status, now - started, retry_after, now))
+        self.answers.append(Answer(phase, what, status, now - started, retry_after, now, path))
         if response is not None and response.status_code >= 500 and response.status_code != 503:
             self.samples_500.append(f"{what} in {phase}: {response.status_code} {response.text[:300]}")
 
@@ -139,7 +146,7 @@ async def reader(number: int, bearer: str, base: str, drill: Drill) -> None:
                 response = await http.get(path, headers=headers)
             except httpx.HTTPError as exc:
                 error = type(exc).__name__
-            drill.record(phase, "read", response, error, started)
+            drill.record(phase, "read", response, error, started, path.split("?", 1)[0])
             await asyncio.sleep(random.uniform(0.05, 0.2))
 
 
@@ -257,7 +264,8 @@ async def run(quick: bool, outage: float, freeze: float) -> bool:
     for slow in sorted(drill.answers, key=lambda a: -a.seconds)[:10]:
         if slow.seconds > STATEMENT_LIMIT_S + 5:
             log(
-                f"  over the limit: {slow.what} begun while {slow.phase}: "
+                f"  over the limit: {slow.what}{' ' + slow.path if slow.path else ''}"
+                f" begun while {slow.phase}: "
                 f"{slow.status} after {slow.seconds:.1f} s"
             )
     by_phase = Counter((a.phase, a.status) for a in drill.answers)

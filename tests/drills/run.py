@@ -19,6 +19,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script (python tests/drills/run.py): the repository first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.drills.common import ROOT, exit_on_sigterm
 
