@@ -1,7 +1,7 @@
 """Errors a caller can cause, each with its §2.1 code, and the one handler that renders them.
 
 AppError (code, HTTP status)
-├── BadParameter ................ 1001 400
+├── BadParameter ................ 1001 400  (MethodNotAllowed: 405 with Allow; RequestTimeout: 408)
 ├── ValidationFailed ............ 1002 422
 ├── PayloadTooLarge ............. 1003 413
 ├── UnsupportedMediaType ........ 1004 415
@@ -30,6 +30,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -185,6 +186,39 @@ class RequestTimeout(BadParameter):
     default_message = "请求体未在时限内送达，连接已关闭 (request body not received in time; closed)"
 
 
+class MethodNotAllowed(BadParameter):
+    """A method the path does not answer: ``1001`` (the closest §2.1 code), sent as 405 with
+    ``Allow`` naming every method of the path, so a client (or a scanner) learns what to use."""
+
+    status_code = 405
+
+    @classmethod
+    def at(cls, request: Request, allow_of_route: str | None = None) -> MethodNotAllowed:
+        """``allow_of_route``: what the refusing route said, for a path no API route serves (a mount)."""
+        allow = ", ".join(allowed_methods(request.app, request.scope)) or allow_of_route or "GET"
+        error = cls(f"该接口不支持 {request.method} 方法 (method not allowed; use {allow})")
+        error.headers = {"Allow": allow}
+        return error
+
+
+def allowed_methods(app: Any, scope: Any) -> list[str]:
+    """Every method some route of ``app`` answers at the scope's path, sorted.
+
+    The router answers 405 from the first route whose path matched, so its ``Allow`` named that
+    one route's methods: ``Allow: POST`` on ``/admin/platforms``, which answers GET too.
+    """
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", ""))
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex, route_methods = getattr(route, "path_regex", None), route.methods
+        if regex is not None and route_methods and regex.match(path):
+            methods |= route_methods
+    return sorted(methods)
+
+
 def request_id_of(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or "")
 
@@ -245,14 +279,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error_response(request, NotFound("接口不存在 (no such endpoint)"))
     if exc.status_code == 405:
-        # §2.1 has no code for 405 and the status must match the code: 400 1001, with Allow
-        allow = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
-        err = BadParameter(
-            f"该接口不支持 {request.method} 方法 (method not allowed; use {allow or 'another method'})"
-        )
-        if allow:
-            err.headers = {"Allow": allow}
-        return error_response(request, err)
+        return error_response(request, MethodNotAllowed.at(request, (exc.headers or {}).get("Allow")))
     if exc.status_code == 400:
         # FastAPI's own reading of a JSON body gave up (nested deeper than Python's parser
         # goes): a body that is not usable JSON is 422 1002 (§2.1: the status matches the code)

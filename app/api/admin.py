@@ -17,11 +17,12 @@ from app.schemas.common import (
     DomesticListsPut,
     Envelope,
     ErrorEnvelope,
-    MetricCatalogPut,
+    MetricDefinitionIn,
     PlatformCreate,
     PlatformOut,
     PlatformUpdate,
 )
+from app.schemas.supervision_admin import MetricCatalogChange
 from app.security.principal import Principal
 from app.services import clients as client_service
 from app.services import platforms as platform_service
@@ -29,7 +30,7 @@ from app.services import reference
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 409, 422)
+    code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 409, 413, 422)
 }
 PlatformCode = Annotated[str, Path(description="云平台编码", max_length=64)]
 AppKey = Annotated[str, Path(description="密钥编号", max_length=64)]
@@ -214,11 +215,13 @@ async def get_metric_catalog(
     summary="修改指标目录 (replace the metric catalogue)",
 )
 async def put_metric_catalog(
-    request: Request, change: MetricCatalogPut, principal: CurrentPrincipal, session: SessionDep
+    request: Request, change: MetricCatalogChange, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
-    """The catalogue becomes the given list; codes left out are disabled (pushes of them are refused)."""
+    """The catalogue becomes the given list; codes left out are disabled (pushes of them are refused).
+    Values are taken as JSON types only: ``enabled`` is ``true``/``false``, never ``0`` or ``"no"``."""
     _admin(principal)
-    return ok(request, await reference.put_metric_catalog(session, change.metrics))
+    metrics: list[MetricDefinitionIn] = list(change.metrics)
+    return ok(request, await reference.put_metric_catalog(session, metrics))
 
 
 @router.get(

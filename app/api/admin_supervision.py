@@ -17,7 +17,7 @@ from app.services import warnings as warning_service
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 422)
+    code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 413, 422)
 }
 
 

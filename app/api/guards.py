@@ -9,7 +9,8 @@ before the router and
   :func:`known_query_only`, an app-wide dependency, refuses one the route does not declare;
 * checks the key before a byte of the body is read: a bearer token completely, a signed request's
   headers, key id and timestamp (2001 → 2002 → 2003); an unknown path without a key is 401, and
-  the docs need a key unless ``SUPHUB_DOCS_PUBLIC`` opens them;
+  the docs need a key unless ``SUPHUB_DOCS_PUBLIC`` opens them; a key outside the admin role is
+  refused on ``/api/v1/admin/…`` (403 ``2006``, :func:`admin_only`) before its body or query is read;
 * reads the body itself, capped while reading (pushes at ``SUPHUB_MAX_BODY_BYTES``, everything else
   at ``SUPHUB_ADMIN_MAX_BODY_BYTES``: 413 ``1003``, a lying ``Content-Length`` included), each
   piece within ``SUPHUB_REQUEST_READ_TIMEOUT_S`` and the whole at no less than
@@ -195,6 +196,7 @@ class RequestGuardMiddleware:
         if not public and "authorization" in headers:
             principal: Principal = await authenticate_bearer(headers, hub.state.sessionmaker)
             state["principal"] = principal
+            admin_only(path, principal)
         elif not public:  # an unknown path included: 401 without a key, 404 with one
             signed_client = await check_signed_headers(headers, hub.state.sessionmaker)
         repeated = repeated_parameter(bytes(scope["query_string"]))
@@ -210,9 +212,23 @@ class RequestGuardMiddleware:
             state["principal"] = await verify_signed(
                 scope, signed_client, body, hub.state.sessionmaker, server_key_for(hub.state), settings
             )
+            admin_only(path, state["principal"])
             if repeated is not None:
                 raise _repeated(repeated)
         return body
+
+
+#: the administration (§10): the admin role's alone, every route under it
+ADMIN_PREFIX = "/api/v1/admin"
+
+
+def admin_only(path: str, principal: Principal) -> None:
+    """A key outside the admin role is refused on an administration path, 403 ``2006`` (§1),
+    before its body, query or method is looked at: FastAPI validates a body (and the app its
+    query) before a route's own role check runs, so a regulator's bad body was told the admin
+    route's rules (422 naming each field) instead of that the route is not theirs."""
+    if path == ADMIN_PREFIX or path.startswith(f"{ADMIN_PREFIX}/"):
+        principal.require_role("admin")
 
 
 def _repeated(name: str) -> BadParameter:

@@ -8,11 +8,14 @@ from fastapi import APIRouter, Request
 
 from app.api.deps import CurrentPrincipal, SessionDep, ok
 from app.schemas.common import Envelope, ErrorEnvelope
-from app.schemas.supervision import IndicatorPolicyPut, ThresholdsPut
+from app.schemas.supervision import IndicatorPolicyPut
+from app.schemas.supervision_admin import ThresholdsChange
 from app.services import thresholds as service
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorEnvelope} for code in (400, 401, 403, 413, 422)
+}
 
 
 @router.get(
@@ -36,11 +39,12 @@ async def get_thresholds(
     summary="修改环境阈值 (change environment thresholds)",
 )
 async def put_thresholds(
-    request: Request, change: ThresholdsPut, principal: CurrentPrincipal, session: SessionDep
+    request: Request, change: ThresholdsChange, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
     """``defaults`` replace the named point types' rows; ``overrides`` (when given) become the whole
     set of per-platform / per-room rows. Stored samples of the affected points are judged again by
-    the evaluation job within a minute."""
+    the evaluation job within a minute. Bounds are JSON numbers and ``dwell_s`` an integer:
+    ``false`` or ``"5"`` is refused, not read as 0 or 5."""
     principal.require_role("admin")
     return ok(request, await service.put_thresholds(session, change))
 

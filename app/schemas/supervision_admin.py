@@ -11,7 +11,9 @@ from typing import Annotated, Any, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
+from app.schemas.common import MetricCatalogPut, MetricDefinitionIn
 from app.schemas.enums import DataKind, PointType
+from app.schemas.supervision import ThresholdOverrideIn, ThresholdRowIn, ThresholdsPut
 from app.schemas.types import JsonSafe, NameCheck, PlatformCode, TextCheck, normalise_region
 
 #: what a rule can watch (``warning_rule.subject``)
@@ -200,3 +202,49 @@ class RecomputeIn(BaseModel):
                 "(give exactly one of platform_code and region_code)"
             )
         return self
+
+
+# --- the data the hub judges by, as the PUTs of §10 take it ------------------------------------
+#: JSON types as the published schema states them: a bound is a JSON number, seconds an integer and
+#: a switch ``true``/``false``. Lax parsing took ``false`` as the bound 0, ``"5"`` or ``1.0`` as
+#: 5 seconds and ``0`` as "disabled" — bodies the schema refuses (schemathesis
+#: ``negative_data_rejection``), so a client's mistake became a threshold of 0.
+_STRICT_JSON = ConfigDict(extra="forbid", strict=True)
+
+
+class ThresholdRowPut(ThresholdRowIn):
+    """一条默认阈值：限值为数字，持续时间为整数秒（不接受 true/false 或字符串）。"""
+
+    model_config = _STRICT_JSON
+
+
+class ThresholdOverridePut(ThresholdOverrideIn):
+    """一条云平台或机房的阈值：限值为数字，持续时间为整数秒（不接受 true/false 或字符串）。"""
+
+    model_config = _STRICT_JSON
+
+
+class ThresholdsChange(ThresholdsPut):
+    """``defaults`` 替换所列测点类型的默认阈值；给出 ``overrides`` 时，它成为全部云平台/机房阈值。"""
+
+    model_config = _STRICT_JSON
+
+    # narrowed to the strict rows (read only, so the invariance of list does not matter)
+    defaults: list[ThresholdRowPut] | None = None  # type: ignore[assignment]
+    overrides: list[ThresholdOverridePut] | None = None  # type: ignore[assignment]
+
+
+class MetricDefinitionPut(MetricDefinitionIn):
+    """一个指标编码：间隔为整数秒，enabled 为 true/false（不接受 0/1 或字符串）。"""
+
+    model_config = _STRICT_JSON
+
+
+class MetricCatalogChange(MetricCatalogPut):
+    """完整的指标目录；未列出的编码被停用。"""
+
+    model_config = _STRICT_JSON
+
+    metrics: list[MetricDefinitionPut] = Field(  # type: ignore[assignment]  # narrowed, as above
+        min_length=1, max_length=10_000, description="完整的指标目录"
+    )
