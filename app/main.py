@@ -31,6 +31,7 @@ from app.api import (
     thresholds,
     warnings,
 )
+from app.api.docs import install_docs
 from app.api.guards import RequestGuardMiddleware, known_query_only
 from app.api.middleware import (
     AuditMiddleware,
@@ -134,6 +135,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # FastAPI's own pages load Swagger UI and ReDoc from other origins: install_docs serves them
+        docs_url=None,
+        redoc_url=None,
         # every route refuses a query parameter it does not declare (§2.2)
         dependencies=[Depends(known_query_only)],
     )
@@ -182,4 +186,5 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         admin_supervision,
     ):
         app.include_router(module.router)
+    install_docs(app)  # /docs, /redoc and their vendored assets
     return app

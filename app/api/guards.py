@@ -146,8 +146,10 @@ def _shown(name: str, limit: int = 100) -> str:
 
 
 def _docs_paths(app: Any) -> frozenset[str]:
+    """The docs: FastAPI's own, and the pages and vendored assets ``app/api/docs.py`` serves."""
     urls = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
-    return frozenset(u for u in urls if u)
+    served: frozenset[str] = getattr(app.state, "docs_paths", frozenset())
+    return frozenset(u for u in urls if u) | served
 
 
 class RequestGuardMiddleware:

@@ -53,7 +53,9 @@ ASSET_NS = uuid.UUID("014f5156-d3bb-4a1f-b52d-ec5938c65eae")
 KINDS = ("rooms", "assets", "logs", "metrics", "environment", "alarms")
 READ_KINDS = ("assets", "logs", "metrics", "environment", "alarms", "indicators")
 SHARED_BATCH = "shared-9qx-batch"  # one batch id pushed for logs to both A and B
-DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+DOCS_ROUTES = {"/openapi.json", "/docs", "/redoc"}
+#: the vendored Swagger UI / ReDoc files the docs pages load (tests/test_offline_docs.py)
+DOCS_STATIC_PREFIX = "/docs-static/"
 READ_METHODS = {"GET"}
 
 
@@ -894,7 +896,7 @@ def route_keys(app: FastAPI) -> set[tuple[str, str]]:
     keys: set[tuple[str, str]] = set()
     for route in served_routes(app):
         path = getattr(route, "path", None) or ""
-        if path in DOCS_ROUTES:
+        if path in DOCS_ROUTES or path.startswith(DOCS_STATIC_PREFIX):
             continue
         if isinstance(getattr(route, "original_route", route), Mount):
             keys.add(("MOUNT", path))  # a mounted sub-application is described as a whole
