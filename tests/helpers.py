@@ -108,6 +108,20 @@ class Hub:
             if not cursor:
                 return items
 
+    async def items(self, path: str, key: str | None = None, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a §2.2 list (``data.items`` + ``data.next_cursor``), following cursors."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, **({"cursor": cursor} if cursor else {})}
+            response = await self.get(path, key, **query)
+            assert response.status_code == 200, response.text
+            data = response.json()["data"]
+            items.extend(data["items"])
+            cursor = data["next_cursor"]
+            if not cursor:
+                return items
+
 
 # --- keys and signed requests (§3) ---------------------------------------------------------------
 

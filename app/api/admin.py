@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok, server_key_of
 from app.errors import JSONAnswer, envelope, request_id_of
@@ -18,6 +18,7 @@ from app.schemas.common import (
     Envelope,
     ErrorEnvelope,
     MetricDefinitionIn,
+    Page,
     PlatformCreate,
     PlatformOut,
     PlatformUpdate,
@@ -34,6 +35,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 PlatformCode = Annotated[str, Path(description="云平台编码", max_length=64)]
 AppKey = Annotated[str, Path(description="密钥编号", max_length=64)]
+#: the §2.2 page parameters every administrative list takes
+Limit = Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")]
+Cursor = Annotated[
+    str | None, Query(description="上一页返回的 next_cursor（与同一组筛选条件一起使用）", max_length=2000)
+]
+WithTotal = Annotated[bool, Query(description="是否返回总数 total")]
 
 
 def _admin(principal: Principal) -> None:
@@ -63,16 +70,36 @@ async def create_platform(
 
 @router.get(
     "/platforms",
-    response_model=Envelope[list[PlatformOut]],
+    response_model=Envelope[Page[PlatformOut]],
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     summary="云平台列表 (list platforms)",
 )
 async def list_platforms(
-    request: Request, principal: CurrentPrincipal, session: SessionDep
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    region_code: Annotated[str | None, Query(description="行政区划代码（2/4/6 位）", max_length=6)] = None,
+    status: Annotated[
+        str | None, Query(description="active 运行 / decommissioned 停用，可逗号分隔", max_length=100)
+    ] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    with_total: WithTotal = False,
 ) -> dict[str, Any]:
-    """Every registered platform."""
+    """Every registered platform (decommissioned ones too), ordered by ``platform_code``."""
     _admin(principal)
-    return ok(request, [_platform(p) for p in await platform_service.list_platforms(session, principal)])
+    page = await platform_service.list_platforms(
+        session,
+        server_key_of(request),
+        principal,
+        region_code=region_code,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
+    )
+    return ok(request, page)
 
 
 @router.get(
@@ -128,15 +155,37 @@ async def create_client(
 
 @router.get(
     "/clients",
-    response_model=Envelope[list[ClientOut]],
+    response_model=Envelope[Page[ClientOut]],
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     summary="客户端列表 (list clients)",
 )
-async def list_clients(request: Request, principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
-    """Every client key (never its secret)."""
+async def list_clients(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    role: Annotated[
+        str | None, Query(description="admin / regulator / provider / integrator，可逗号分隔", max_length=100)
+    ] = None,
+    status: Annotated[
+        str | None, Query(description="active / disabled / revoked，可逗号分隔", max_length=100)
+    ] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    with_total: WithTotal = False,
+) -> dict[str, Any]:
+    """Every client key (never its secret), oldest first: ordered by ``created_at, app_key``."""
     _admin(principal)
-    rows = await client_service.list_clients(session)
-    return ok(request, [ClientOut.model_validate(c).model_dump(mode="json") for c in rows])
+    page = await client_service.list_clients(
+        session,
+        server_key_of(request),
+        role=role,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
+    )
+    return ok(request, page)
 
 
 @router.patch(

@@ -4,14 +4,14 @@ periods (§7.9). The admin only; every change is in the audit log like every req
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
-from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok
+from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok, server_key_of
 from app.errors import JSONAnswer, envelope, request_id_of
-from app.schemas.common import Envelope, ErrorEnvelope
-from app.schemas.supervision_admin import RecomputeIn, WarningRulesPut
+from app.schemas.common import Envelope, ErrorEnvelope, Page
+from app.schemas.supervision_admin import RecomputeIn, WarningRuleOut, WarningRulesPut
 from app.services import periods as period_service
 from app.services import warnings as warning_service
 
@@ -23,21 +23,41 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get(
     "/warning-rules",
-    response_model=Envelope[list[dict[str, Any]]],
+    response_model=Envelope[Page[WarningRuleOut]],
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     summary="预警规则 (warning rules)",
 )
 async def get_warning_rules(
-    request: Request, principal: CurrentPrincipal, session: SessionDep
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    subject: Annotated[
+        str | None, Query(description="indicator / point_type / freshness，可逗号分隔", max_length=100)
+    ] = None,
+    enabled: Annotated[bool | None, Query(description="只列启用（true）或停用（false）的规则")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")] = 100,
+    cursor: Annotated[str | None, Query(description="上一页返回的 next_cursor", max_length=2000)] = None,
+    with_total: Annotated[bool, Query(description="是否返回总数 total")] = False,
 ) -> dict[str, Any]:
-    """Every warning rule, enabled or not, by ``rule_code``."""
+    """Warning rules, enabled or not, ordered by ``rule_code``."""
     principal.require_role("admin")
-    return ok(request, await warning_service.list_rules(session))
+    page = await warning_service.list_rules(
+        session,
+        server_key_of(request),
+        subject=subject,
+        enabled=enabled,
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
+    )
+    return ok(request, page)
 
 
 @router.put(
     "/warning-rules",
-    response_model=Envelope[list[dict[str, Any]]],
+    response_model=Envelope[Page[WarningRuleOut]],
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     summary="修改预警规则 (create or replace warning rules)",
 )
@@ -45,9 +65,12 @@ async def put_warning_rules(
     request: Request, change: WarningRulesPut, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
     """Each rule given is created or replaced as a whole (rules not named are kept); the next
-    evaluation uses them. A disabled rule's open warnings clear after its hysteresis."""
+    evaluation uses them. A disabled rule's open warnings clear after its hysteresis. Answers the
+    first page of ``GET`` (its ``next_cursor`` continues there)."""
     principal.require_role("admin")
-    rules = await warning_service.put_rules(session, change.rules, now=datetime.now(UTC))
+    rules = await warning_service.put_rules(
+        session, server_key_of(request), change.rules, now=datetime.now(UTC)
+    )
     return ok(request, rules)
 
 

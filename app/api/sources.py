@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, ok, server_key_of
 from app.collectors.runner import CollectorRunner
 from app.errors import JSONAnswer, envelope, request_id_of
-from app.schemas.common import Envelope, ErrorEnvelope
+from app.schemas.common import Envelope, ErrorEnvelope, Page
 from app.schemas.sources import RunStarted, SourceCreate, SourceOut, SourceRunOut, SourceUpdate
 from app.security.keys import ServerKey
 from app.services import sources as source_service
@@ -19,6 +19,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 409, 422)
 }
 SourceId = Annotated[str, Path(description="采集源编号", max_length=64)]
+#: the §2.2 page parameters
+Limit = Annotated[int, Query(ge=1, le=1000, description="每页条数，默认 100，最大 1000")]
+Cursor = Annotated[
+    str | None, Query(description="上一页返回的 next_cursor（与同一组筛选条件一起使用）", max_length=2000)
+]
+WithTotal = Annotated[bool, Query(description="是否返回总数 total")]
 
 
 def _out(source: Any, key: ServerKey) -> dict[str, Any]:
@@ -64,22 +70,33 @@ async def create_source(
 
 
 @router.get(
-    "", response_model=Envelope[list[SourceOut]], responses=_ERRORS, summary="采集源列表 (list sources)"
+    "",
+    response_model=Envelope[Page[SourceOut]],
+    response_model_exclude_unset=True,
+    responses=_ERRORS,
+    summary="采集源列表 (list sources)",
 )
 async def list_sources(
     request: Request,
     principal: CurrentPrincipal,
     session: SessionDep,
     platform_code: Annotated[str | None, Query(description="云平台编码", max_length=64)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    with_total: WithTotal = False,
 ) -> dict[str, Any]:
-    """Every source (of one platform), with its health: last success, failures in a row, stale."""
+    """Every source (of one platform) by ``source_id``, with its health: last success, failures
+    in a row, stale."""
     principal.require_role("admin")
-    key = server_key_of(request)
-    sources = await source_service.list_sources(session, platform_code)
-    return ok(
-        request,
-        [_out(s, key) for s in sources],
+    page = await source_service.list_sources(
+        session,
+        server_key_of(request),
+        platform_code=platform_code,
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
     )
+    return ok(request, page)
 
 
 @router.get(
@@ -170,7 +187,8 @@ async def run_now(
 
 @router.get(
     "/{source_id}/runs",
-    response_model=Envelope[list[SourceRunOut]],
+    response_model=Envelope[Page[SourceRunOut]],
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     summary="运行记录 (run history, newest first)",
 )
@@ -179,14 +197,28 @@ async def list_runs(
     source_id: SourceId,
     principal: CurrentPrincipal,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000, description="条数，默认 100")] = 100,
+    status: Annotated[
+        str | None,
+        Query(description="running 运行中 / success 成功 / failed 失败，可逗号分隔", max_length=100),
+    ] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    with_total: WithTotal = False,
 ) -> dict[str, Any]:
+    """The source's runs, newest first (``started_at, run_id`` descending); ``next_cursor`` pages
+    back through older runs. A cursor is bound to its source and filters."""
     principal.require_role("admin")
     await source_service.get_source(session, source_id)
-    runs = await source_service.list_runs(session, source_id, limit)
-    return ok(
-        request, [SourceRunOut.model_validate(r, from_attributes=True).model_dump(mode="json") for r in runs]
+    page = await source_service.list_runs(
+        session,
+        server_key_of(request),
+        source_id,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
     )
+    return ok(request, page)
 
 
 @router.get(

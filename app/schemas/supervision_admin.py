@@ -7,7 +7,8 @@ Messages of the checks below are zh-CN first: they reach the caller as ``errors[
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, get_args
+from datetime import datetime
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
@@ -248,3 +249,46 @@ class MetricCatalogChange(MetricCatalogPut):
     metrics: list[MetricDefinitionPut] = Field(  # type: ignore[assignment]  # narrowed, as above
         min_length=1, max_length=10_000, description="完整的指标目录"
     )
+
+
+# --- what the administrative lists answer (§2.2: ``data.items`` + ``data.next_cursor``) --------
+
+
+class WarningRuleOut(BaseModel):
+    """一条预警规则（列表与修改应答）；去掉 ``updated_at`` 即可原样 PUT 回去。"""
+
+    rule_code: str = Field(description="规则编码")
+    name_zh: str = Field(description="规则名称")
+    subject: str = Field(description="监测对象：indicator / point_type / freshness")
+    target: str = Field(description="指标编码、测点类型或数据类别；* 表示全部")
+    condition: dict[str, Any] = Field(description="条件")
+    level: int = Field(description="级别 1 紧急 2 重要 3 次要 4 提示")
+    hold_s: int = Field(description="条件须持续的秒数")
+    clear_s: int = Field(description="解除回差秒数")
+    enabled: bool = Field(description="是否启用")
+    description: str | None = Field(description="说明")
+    updated_at: datetime = Field(description="最后修改时间")
+
+
+#: which PUT list a threshold row belongs to: ``default`` → ``defaults``, else ``overrides``
+ThresholdAppliesTo = Literal["default", "platform", "room"]
+
+
+class ThresholdRowOut(BaseModel):
+    """一行阈值：测点类型的默认值（applies_to=default，PUT 的 ``defaults``），或某云平台 / 机房的
+    阈值（platform / room，PUT 的 ``overrides``）。PUT 所需字段同名。"""
+
+    applies_to: ThresholdAppliesTo = Field(description="default 默认 / platform 云平台 / room 机房")
+    platform_code: str | None = Field(description="云平台编码（默认行为 null）")
+    room_code: str | None = Field(description="机房编码（默认行与整个云平台的行为 null）")
+    point_type: str = Field(description="测点类型")
+    lower_critical: float | None = Field(description="下限紧急")
+    lower_caution: float | None = Field(description="下限预警")
+    upper_caution: float | None = Field(description="上限预警")
+    upper_critical: float | None = Field(description="上限紧急")
+    dwell_s: int = Field(description="越过紧急限值持续多久才算超限 (s)，0 为立即")
+    source: str | None = Field(description="依据（没有依据的默认行不可原样 PUT：须给出依据）")
+    name_zh: str | None = Field(description="测点类型名称（默认行）")
+    unit: str | None = Field(description="单位（默认行）")
+    role: str | None = Field(description="threshold 有阈值 / informational 仅展示（默认行）")
+    updated_at: datetime | None = Field(description="修改时间（云平台 / 机房行）")

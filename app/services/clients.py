@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import BadParameter, NotFound
 from app.models import Client, Platform, Source
 from app.schemas.common import ClientCreate, ClientUpdate
+from app.schemas.enums import Role
 from app.schemas.types import normalise_region
 from app.security.keys import ServerKey, hash_secret, new_app_key, new_secret
+from app.services.query import Keyset, decode_times, enum_filter, keyset_page
 
 DEFAULT_REQUIRE_SIGNATURE = {"provider": True, "admin": False, "regulator": False, "integrator": False}
 
@@ -90,9 +92,48 @@ async def create_client(session: AsyncSession, server_key: ServerKey, spec: Clie
     return client_out(client) | {"secret": secret, "bearer": f"{client.app_key}.{secret}"}
 
 
-async def list_clients(session: AsyncSession) -> list[dict[str, Any]]:
-    rows = await session.execute(select(Client).order_by(Client.created_at, Client.app_key))
-    return [client_out(c) for c in rows.scalars()]
+#: the list's order (§10): oldest key first, ``app_key`` breaking ties
+CLIENT_KEYSET = Keyset(
+    "admin_clients",
+    (Client.created_at, Client.app_key),
+    lambda c: [c.created_at, c.app_key],
+    decode=decode_times(0),
+)
+CLIENT_STATUSES = ("active", "disabled", "revoked")
+
+
+async def list_clients(
+    session: AsyncSession,
+    key: ServerKey,
+    *,
+    role: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    with_total: bool = False,
+) -> dict[str, Any]:
+    """Client keys (never a secret) by ``created_at, app_key``, keyset-paged."""
+    stmt = select(Client)
+    roles = enum_filter(role, "role", get_args(Role))
+    statuses = enum_filter(status, "status", CLIENT_STATUSES)
+    if roles is not None:
+        stmt = stmt.where(Client.role.in_(roles))
+    if statuses is not None:
+        stmt = stmt.where(Client.status.in_(statuses))
+    rows, next_cursor, total = await keyset_page(
+        session,
+        stmt,
+        CLIENT_KEYSET,
+        server_key=key,
+        filters={"role": roles, "status": statuses},
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
+    )
+    page: dict[str, Any] = {"items": [client_out(c) for c in rows], "next_cursor": next_cursor}
+    if with_total:
+        page["total"] = total
+    return page
 
 
 async def get_client(session: AsyncSession, app_key: str) -> Client:

@@ -16,7 +16,7 @@ from app.schemas.common import PlatformCreate, PlatformOut, PlatformUpdate
 from app.schemas.types import normalise_region
 from app.security.keys import ServerKey
 from app.security.principal import Principal
-from app.services.query import Keyset, keyset_page, scope_condition
+from app.services.query import Keyset, enum_filter, keyset_page, scope_condition
 
 #: §7.7 expected intervals (s) per kind when the ``freshness`` policy row says nothing; a
 #: platform's ``expected_intervals`` overrides them
@@ -56,13 +56,45 @@ async def create_platform(session: AsyncSession, spec: PlatformCreate) -> Platfo
     return platform
 
 
-async def list_platforms(session: AsyncSession, principal: Principal) -> list[Platform]:
-    rows = await session.execute(
-        select(Platform)
-        .where(principal.platform_condition(Platform.platform_code))
-        .order_by(Platform.platform_code)
+#: the administrative list's order (§10): by ``platform_code``; its own cursor resource
+ADMIN_PLATFORM_KEYSET = Keyset("admin_platforms", (Platform.platform_code,), lambda p: [p.platform_code])
+PLATFORM_STATUSES = ("active", "decommissioned")
+
+
+async def list_platforms(
+    session: AsyncSession,
+    key: ServerKey,
+    principal: Principal,
+    *,
+    region_code: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    with_total: bool = False,
+) -> dict[str, Any]:
+    """Registered platforms (decommissioned ones too), by ``platform_code``, keyset-paged."""
+    scope = await scope_condition(session, principal, Platform.platform_code, region_code=region_code)
+    stmt = select(Platform).where(scope)
+    statuses = enum_filter(status, "status", PLATFORM_STATUSES)
+    if statuses is not None:
+        stmt = stmt.where(Platform.status.in_(statuses))
+    rows, next_cursor, total = await keyset_page(
+        session,
+        stmt,
+        ADMIN_PLATFORM_KEYSET,
+        server_key=key,
+        filters={"region_code": region_code, "status": statuses},
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
     )
-    return list(rows.scalars())
+    page: dict[str, Any] = {
+        "items": [PlatformOut.model_validate(p).model_dump(mode="json") for p in rows],
+        "next_cursor": next_cursor,
+    }
+    if with_total:
+        page["total"] = total
+    return page
 
 
 async def get_platform(session: AsyncSession, code: str, principal: Principal) -> Platform:

@@ -18,8 +18,9 @@ from app.collectors.runner import is_stale, open_credentials, seal_credentials
 from app.config import Settings
 from app.errors import AppError, BadParameter, ErrorItem, NotFound, ValidationFailed
 from app.models import Platform, Source, SourceRun
-from app.schemas.sources import SourceCreate, SourceUpdate
+from app.schemas.sources import SourceCreate, SourceRunOut, SourceUpdate
 from app.security.keys import ServerKey
+from app.services.query import Keyset, decode_times, enum_filter, keyset_page
 
 
 class SourceExists(AppError):
@@ -162,11 +163,50 @@ async def get_source(session: AsyncSession, source_id: str) -> Source:
     return source
 
 
-async def list_sources(session: AsyncSession, platform_code: str | None = None) -> list[Source]:
-    stmt = select(Source).order_by(Source.source_id)
+#: the list's order (§10): by ``source_id``
+SOURCE_KEYSET = Keyset("admin_sources", (Source.source_id,), lambda s: [s.source_id])
+#: run history (§10): newest first, ``run_id`` breaking ties
+RUN_KEYSET = Keyset(
+    "source_runs",
+    (SourceRun.started_at, SourceRun.run_id),
+    lambda r: [r.started_at, r.run_id],
+    decode=decode_times(0),
+    descending=True,
+)
+RUN_STATUSES = ("running", "success", "failed")
+
+
+def _page(items: list[dict[str, Any]], next_cursor: str | None, total: int | None) -> dict[str, Any]:
+    page: dict[str, Any] = {"items": items, "next_cursor": next_cursor}
+    if total is not None:
+        page["total"] = total
+    return page
+
+
+async def list_sources(
+    session: AsyncSession,
+    key: ServerKey,
+    *,
+    platform_code: str | None,
+    limit: int,
+    cursor: str | None,
+    with_total: bool = False,
+) -> dict[str, Any]:
+    """Sources (of one platform) by ``source_id``, keyset-paged, each with its health."""
+    stmt = select(Source)
     if platform_code is not None:
         stmt = stmt.where(Source.platform_code == platform_code)
-    return list((await session.execute(stmt)).scalars())
+    rows, next_cursor, total = await keyset_page(
+        session,
+        stmt,
+        SOURCE_KEYSET,
+        server_key=key,
+        filters={"platform_code": platform_code},
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
+    )
+    return _page([source_out(s, key) for s in rows], next_cursor, total)
 
 
 async def update_source(
@@ -205,15 +245,33 @@ async def delete_source(session: AsyncSession, source: Source) -> None:
     await session.flush()
 
 
-async def list_runs(session: AsyncSession, source_id: str, limit: int) -> list[SourceRun]:
-    """Newest first."""
-    stmt = (
-        select(SourceRun)
-        .where(SourceRun.source_id == source_id)
-        .order_by(SourceRun.started_at.desc(), SourceRun.run_id.desc())
-        .limit(limit)
+async def list_runs(
+    session: AsyncSession,
+    key: ServerKey,
+    source_id: str,
+    *,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    with_total: bool = False,
+) -> dict[str, Any]:
+    """A source's runs, newest first, keyset-paged (a cursor is bound to its source)."""
+    stmt = select(SourceRun).where(SourceRun.source_id == source_id)
+    statuses = enum_filter(status, "status", RUN_STATUSES)
+    if statuses is not None:
+        stmt = stmt.where(SourceRun.status.in_(statuses))
+    rows, next_cursor, total = await keyset_page(
+        session,
+        stmt,
+        RUN_KEYSET,
+        server_key=key,
+        filters={"source_id": source_id, "status": statuses},
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
     )
-    return list((await session.execute(stmt)).scalars())
+    items = [SourceRunOut.model_validate(r, from_attributes=True).model_dump(mode="json") for r in rows]
+    return _page(items, next_cursor, total)
 
 
 async def get_run(session: AsyncSession, source_id: str, run_id: str) -> SourceRun:

@@ -6,15 +6,18 @@ import math
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from sqlalchemy import delete, select
+from sqlalchemy import Integer, String, case, cast, delete, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import ErrorItem, ValidationFailed
 from app.models import IndicatorPolicy, Platform, PointTypeDefinition, Room, ThresholdOverride
+from app.models.base import UTCDateTime
 from app.schemas.enums import PointType
 from app.schemas.supervision import IndicatorPolicyPut, ThresholdsPut
+from app.security.keys import ServerKey
 from app.services.environment_states import BOUNDS, mark_for_reevaluation
 from app.services.platforms import FRESHNESS_KINDS
+from app.services.query import Keyset, enum_filter, keyset_page
 
 _ROW = (*BOUNDS, "dwell_s", "source")
 
@@ -23,32 +26,110 @@ def _out(row: Any, **extra: Any) -> dict[str, Any]:
     return {**extra, **{f: getattr(row, f) for f in _ROW}}
 
 
-async def thresholds(session: AsyncSession) -> dict[str, Any]:
-    defaults = (
-        await session.execute(select(PointTypeDefinition).order_by(PointTypeDefinition.point_type))
-    ).scalars()
-    overrides = (
-        await session.execute(
-            select(ThresholdOverride).order_by(
-                ThresholdOverride.platform_code, ThresholdOverride.room_code, ThresholdOverride.point_type
-            )
-        )
-    ).scalars()
-    return {
-        "defaults": [
-            _out(d, point_type=d.point_type, name_zh=d.name_zh, unit=d.unit, role=d.role) for d in defaults
-        ],
-        "overrides": [
-            _out(o, platform_code=o.platform_code, room_code=o.room_code or None, point_type=o.point_type)
-            | {"updated_at": o.updated_at}
-            for o in overrides
-        ],
-    }
+THRESHOLD_SCOPES = ("default", "platform", "room")
 
 
-async def put_thresholds(session: AsyncSession, change: ThresholdsPut) -> dict[str, Any]:
+def _threshold_rows() -> Any:
+    """Every threshold row as one relation: the point types' defaults first (``rank`` 0), then
+    the per-platform / per-room rows (``rank`` 1), each carrying the fields PUT takes."""
+    text = String(200)
+    defaults = select(
+        literal(0, Integer).label("rank"),
+        literal("default", String(16)).label("applies_to"),
+        literal("", String(64)).label("platform_code"),
+        literal("", String(128)).label("room_code"),
+        PointTypeDefinition.point_type.label("point_type"),
+        *(getattr(PointTypeDefinition, b).label(b) for b in BOUNDS),
+        PointTypeDefinition.dwell_s.label("dwell_s"),
+        PointTypeDefinition.source.label("source"),
+        PointTypeDefinition.name_zh.label("name_zh"),
+        PointTypeDefinition.unit.label("unit"),
+        PointTypeDefinition.role.label("role"),
+        cast(null(), UTCDateTime()).label("updated_at"),
+    )
+    overrides = select(
+        literal(1, Integer).label("rank"),
+        case(
+            (ThresholdOverride.room_code == "", literal("platform", String(16))),
+            else_=literal("room", String(16)),
+        ).label("applies_to"),
+        ThresholdOverride.platform_code.label("platform_code"),
+        ThresholdOverride.room_code.label("room_code"),
+        ThresholdOverride.point_type.label("point_type"),
+        *(getattr(ThresholdOverride, b).label(b) for b in BOUNDS),
+        ThresholdOverride.dwell_s.label("dwell_s"),
+        ThresholdOverride.source.label("source"),
+        cast(null(), text).label("name_zh"),
+        cast(null(), text).label("unit"),
+        cast(null(), text).label("role"),
+        ThresholdOverride.updated_at.label("updated_at"),
+    )
+    return union_all(defaults, overrides).subquery("threshold_rows")
+
+
+async def thresholds(
+    session: AsyncSession,
+    key: ServerKey,
+    *,
+    point_type: str | None = None,
+    applies_to: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    with_total: bool = False,
+) -> dict[str, Any]:
+    """Threshold rows, keyset-paged: defaults by ``point_type``, then overrides by
+    ``platform_code, room_code`` (the platform-wide row first), ``point_type``. Each item has the
+    fields of a PUT row: ``applies_to: default`` goes back in ``defaults``, the others in
+    ``overrides`` (which PUT replaces whole, so read every page before changing one)."""
+    rows = _threshold_rows()
+    stmt = select(rows)
+    types = enum_filter(point_type, "point_type", get_args(PointType))
+    scopes = enum_filter(applies_to, "applies_to", THRESHOLD_SCOPES)
+    if types is not None:
+        stmt = stmt.where(rows.c.point_type.in_(types))
+    if scopes is not None:
+        stmt = stmt.where(rows.c.applies_to.in_(scopes))
+    keyset = Keyset(
+        "thresholds",
+        (rows.c.rank, rows.c.platform_code, rows.c.room_code, rows.c.point_type),
+        lambda r: [r.rank, r.platform_code, r.room_code, r.point_type],
+    )
+    found, next_cursor, total = await keyset_page(
+        session,
+        stmt,
+        keyset,
+        server_key=key,
+        filters={"point_type": types, "applies_to": scopes},
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
+        scalars=False,
+    )
+    items = [
+        {
+            "applies_to": r.applies_to,
+            "platform_code": r.platform_code or None,
+            "room_code": r.room_code or None,
+            "point_type": r.point_type,
+            **{f: getattr(r, f) for f in _ROW},
+            "dwell_s": r.dwell_s or 0,  # no dwell time is 0, as the judging reads it (and PUT takes)
+            "name_zh": r.name_zh,
+            "unit": r.unit,
+            "role": r.role,
+            "updated_at": r.updated_at,
+        }
+        for r in found
+    ]
+    page: dict[str, Any] = {"items": items, "next_cursor": next_cursor}
+    if with_total:
+        page["total"] = total
+    return page
+
+
+async def put_thresholds(session: AsyncSession, key: ServerKey, change: ThresholdsPut) -> dict[str, Any]:
     """Replace the named default rows and / or the whole set of overrides; the points they judge
-    are marked for re-evaluation (the evaluation job re-judges their stored samples)."""
+    are marked for re-evaluation (the evaluation job re-judges their stored samples). Answers the
+    list's first page, as ``GET`` without filters would."""
     now = datetime.now(UTC)
     errors: list[ErrorItem] = []
     if change.overrides:
@@ -102,7 +183,7 @@ async def put_thresholds(session: AsyncSession, change: ThresholdsPut) -> dict[s
         await mark_for_reevaluation(
             session, point_types=[point_type], platform_code=platform_code, room_code=room_code
         )
-    return await thresholds(session)
+    return await thresholds(session, key)
 
 
 async def indicator_policy(session: AsyncSession) -> list[dict[str, Any]]:

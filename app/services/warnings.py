@@ -57,7 +57,7 @@ from app.models import (
 )
 from app.repositories.bulk import lock_platform
 from app.schemas.enums import LABELS_ZH, AlarmStatus
-from app.schemas.supervision_admin import WarningRuleIn
+from app.schemas.supervision_admin import RULE_SUBJECTS, WarningRuleIn
 from app.security.keys import ServerKey
 from app.security.principal import Principal
 from app.services.feeds import platform_feeds
@@ -104,16 +104,48 @@ def rule_out(rule: WarningRule) -> dict[str, Any]:
     }
 
 
-async def list_rules(session: AsyncSession) -> list[dict[str, Any]]:
-    """Every rule, enabled or not, by ``rule_code``."""
-    rows = await session.execute(select(WarningRule).order_by(WarningRule.rule_code))
-    return [rule_out(r) for r in rows.scalars()]
+#: the rule list's order (§10): by ``rule_code``
+RULE_KEYSET = Keyset("warning_rules", (WarningRule.rule_code,), lambda r: [r.rule_code])
+
+
+async def list_rules(
+    session: AsyncSession,
+    key: ServerKey,
+    *,
+    subject: str | None = None,
+    enabled: bool | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    with_total: bool = False,
+) -> dict[str, Any]:
+    """Rules, enabled or not, by ``rule_code``, keyset-paged."""
+    stmt = select(WarningRule)
+    subjects = enum_filter(subject, "subject", RULE_SUBJECTS)
+    if subjects is not None:
+        stmt = stmt.where(WarningRule.subject.in_(subjects))
+    if enabled is not None:
+        stmt = stmt.where(WarningRule.enabled.is_(enabled))
+    rows, next_cursor, total = await keyset_page(
+        session,
+        stmt,
+        RULE_KEYSET,
+        server_key=key,
+        filters={"subject": subjects, "enabled": enabled},
+        limit=limit,
+        cursor=cursor,
+        with_total=with_total,
+    )
+    page: dict[str, Any] = {"items": [rule_out(r) for r in rows], "next_cursor": next_cursor}
+    if with_total:
+        page["total"] = total
+    return page
 
 
 async def put_rules(
-    session: AsyncSession, rules: Sequence[WarningRuleIn], *, now: datetime
-) -> list[dict[str, Any]]:
-    """Each rule given is created or replaced as a whole; rules not named are kept."""
+    session: AsyncSession, key: ServerKey, rules: Sequence[WarningRuleIn], *, now: datetime
+) -> dict[str, Any]:
+    """Each rule given is created or replaced as a whole; rules not named are kept. Answers the
+    list's first page, as ``GET`` without filters would."""
     existing = {
         r.rule_code: r
         for r in (
@@ -132,7 +164,7 @@ async def put_rules(
             setattr(rule, name, value)
         rule.updated_at = now
     await session.flush()
-    return await list_rules(session)
+    return await list_rules(session, key)
 
 
 # --- what holds now ---------------------------------------------------------------------------

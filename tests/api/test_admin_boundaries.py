@@ -215,10 +215,9 @@ WRONG_THRESHOLD_TYPES = (
 )
 
 
-async def _thresholds(hub: Hub) -> dict[str, Any]:
-    answer = await hub.get("/api/v1/admin/thresholds")
-    assert answer.status_code == 200, answer.text
-    return answer.json()["data"]  # type: ignore[no-any-return]
+async def _thresholds(hub: Hub) -> list[dict[str, Any]]:
+    """Every threshold row, defaults first (§2.2 pages)."""
+    return await hub.items("/api/v1/admin/thresholds")
 
 
 async def test_threshold_rows_of_the_wrong_json_type_are_refused_naming_the_field(hub: Hub) -> None:
@@ -252,9 +251,10 @@ async def test_threshold_rows_of_the_wrong_json_type_are_refused_naming_the_fiel
     )
     assert accepted.status_code == 200, accepted.text
     after = await _thresholds(hub)
-    row = next(d for d in after["defaults"] if d["point_type"] == "cold_aisle_temp")
+    row = next(d for d in after if d["applies_to"] == "default" and d["point_type"] == "cold_aisle_temp")
     assert (row["lower_critical"], row["upper_caution"], row["dwell_s"]) == (10, 27, 60)
-    assert [(o["platform_code"], o["upper_caution"]) for o in after["overrides"]] == [(P, 26.5)]
+    overrides = [o for o in after if o["applies_to"] != "default"]
+    assert [(o["platform_code"], o["upper_caution"]) for o in overrides] == [(P, 26.5)]
 
 
 async def test_metric_definitions_of_the_wrong_json_type_are_refused_naming_the_field(hub: Hub) -> None:

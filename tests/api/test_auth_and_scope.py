@@ -148,7 +148,7 @@ async def test_a_revoked_key_is_2002_for_good(hub: Hub) -> None:
         f"/api/v1/admin/clients/{key['app_key']}", json={"status": "active"}, headers=hub.auth(hub.admin)
     )
     assert_error(await hub.get("/api/v1/assets", key["bearer"]), 401, "2002")
-    listed = assert_ok(await hub.get("/api/v1/admin/clients"))
+    listed = assert_ok(await hub.get("/api/v1/admin/clients"))["items"]
     assert {c["app_key"]: c["status"] for c in listed}[key["app_key"]] == "revoked"
 
 
@@ -572,9 +572,9 @@ async def test_only_admin_may_use_the_admin_api(hub: Hub, role: str) -> None:
         answer = await hub.http.request(method, path, json=json_body, headers=auth)
         assert_error(answer, 403, "2006")
     # nothing was changed: the admin key still works, no platform was added or renamed
-    platforms = assert_ok(await hub.get("/api/v1/admin/platforms"))
+    platforms = assert_ok(await hub.get("/api/v1/admin/platforms"))["items"]
     assert [(p["platform_code"], p["name"]) for p in platforms] == [(GZ, f"平台 {GZ}")]
-    clients = assert_ok(await hub.get("/api/v1/admin/clients"))
+    clients = assert_ok(await hub.get("/api/v1/admin/clients"))["items"]
     assert len(clients) == 2 and all(c["status"] == "active" for c in clients)
 
 
@@ -805,7 +805,7 @@ async def test_a_secret_is_shown_once_and_never_listed(hub: Hub) -> None:
 
     admin_secret = hub.admin.split(".", 1)[1]
     listing = await hub.get("/api/v1/admin/clients")
-    clients = assert_ok(listing)
+    clients = assert_ok(listing)["items"]
     assert {c["app_key"] for c in clients} == {key["app_key"], hub.admin.split(".", 1)[0]}
     for text in (listing.text,):
         assert secret not in text and admin_secret not in text
@@ -884,7 +884,7 @@ async def test_a_client_with_an_impossible_scope_is_refused(hub: Hub, body: dict
         "/api/v1/admin/clients", json={"name": "bad", **body}, headers=hub.auth(hub.admin)
     )
     assert_error(answer, 400, "1001")
-    assert len(assert_ok(await hub.get("/api/v1/admin/clients"))) == 1  # only the admin key
+    assert len(assert_ok(await hub.get("/api/v1/admin/clients"))["items"]) == 1  # only the admin key
 
 
 # --- 7. keyset paging --------------------------------------------------------------------------

@@ -149,4 +149,4 @@ async def test_a_request_that_reads_then_writes_is_not_refused_when_another_writ
     assert answer.json()["data"]["status"] == "revoked"
     assert "committed" in interloped  # the interloper did get in between the reads of other requests
     listed = await hub.http.get("/api/v1/admin/clients", headers=hub.auth(hub.admin))
-    assert {c["app_key"]: c["status"] for c in listed.json()["data"]}[app_key] == "revoked"
+    assert {c["app_key"]: c["status"] for c in listed.json()["data"]["items"]}[app_key] == "revoked"

@@ -137,7 +137,8 @@ async def test_states_spike_and_excursion_and_a_threshold_override(hub: Hub, app
     }
     response = await hub.http.put("/api/v1/admin/thresholds", json=body, headers=hub.auth(hub.admin))
     assert response.status_code == 200, response.text
-    assert data_of(response)["overrides"][0]["room_code"] == "R1"
+    overrides = await hub.items("/api/v1/admin/thresholds", applies_to="platform,room")
+    assert [(o["applies_to"], o["room_code"]) for o in overrides] == [("room", "R1")]
     await reevaluate_marked(app.state.sessionmaker)
     assert await states(hub, "T1") == ["normal"] * 30
     compliance = next(
@@ -212,7 +213,8 @@ async def test_threshold_administration_is_validated(hub: Hub) -> None:
         85,
         "运维决定 2026-11",
     )
-    rows = {d["point_type"]: d for d in data_of(await hub.get("/api/v1/admin/thresholds"))["defaults"]}
+    listed = await hub.items("/api/v1/admin/thresholds", applies_to="default")
+    rows = {d["point_type"]: d for d in listed}
     assert (
         rows["ups_load"]["upper_caution"],
         rows["ups_load"]["upper_critical"],

@@ -122,7 +122,7 @@ async def world(hub: Hub, app: FastAPI) -> None:
         "hold_s": 0,
         "clear_s": 600,
     }
-    existing = data_of(await hub.get("/api/v1/admin/warning-rules"))
+    existing = await hub.items("/api/v1/admin/warning-rules")
     fields = ("rule_code", "name_zh", "subject", "target", "condition", "level", "hold_s", "clear_s")
     others = [{k: r[k] for k in fields} | {"enabled": False} for r in existing if r["rule_code"] != "leak"]
     response = await hub.http.put(

@@ -68,7 +68,7 @@ async def test_sources_are_created_read_changed_and_deleted_without_ever_showing
     }
     assert _data(await _create(hub, prom), 201)["credentials"] == {"token": "***"}
 
-    listed = _data(await hub.get(SOURCES))
+    listed = _data(await hub.get(SOURCES))["items"]
     assert [s["source_id"] for s in listed] == ["city", "gz-prom"]
     assert "secret-value" not in str(listed) and "SUPHUB_SOURCE_GZ_PROM_TOKEN" not in str(listed)
     changed = _data(
@@ -296,7 +296,7 @@ async def test_a_credential_from_the_environment_is_read_at_run_time(
     monkeypatch.setenv("SUPHUB_SOURCE_CITY_TOKEN", "ak_0123456789abcdef0123.from-env")
     _data(await hub.http.post(f"{SOURCES}/city/run", headers=hub.auth(hub.admin)), 202)
     await app.state.collector_runner.wait_idle()
-    runs = _data(await hub.get(f"{SOURCES}/city/runs"))
+    runs = _data(await hub.get(f"{SOURCES}/city/runs"))["items"]
     assert [r["status"] for r in runs] == ["success", "failed"]  # newest first
     assert seen == ["Bearer ak_0123456789abcdef0123.from-env"]
 
@@ -347,7 +347,7 @@ async def test_due_sources_start_once_when_two_schedulers_tick_together(
         ticks = await asyncio.gather(first.tick(), second.tick())
         assert sum(len(t) for t in ticks) == 3
         await asyncio.gather(first.wait_idle(), second.wait_idle())
-        runs = [_data(await hub.get(f"{SOURCES}/city-{n}/runs")) for n in range(3)]
+        runs = [_data(await hub.get(f"{SOURCES}/city-{n}/runs"))["items"] for n in range(3)]
         assert [len(r) for r in runs] == [1, 1, 1]
         assert all(r[0]["status"] == "failed" and "401" in r[0]["error"] for r in runs)
         # failed sources are backed off: the next ticks start nothing

@@ -54,7 +54,7 @@ async def put_rules(hub: Hub, *rules: dict[str, Any], key: str | None = None) ->
 
 async def only_rules(hub: Hub, *rules: dict[str, Any]) -> None:
     """The given rules, every other rule disabled (the seeded ones included)."""
-    existing = data_of(await hub.get(RULES))
+    existing = await hub.items(RULES)
     given = {r["rule_code"] for r in rules}
     others = [
         {
@@ -392,25 +392,25 @@ async def test_rule_changes_are_validated_with_zh_messages(
     # the second rule is the bad one
     loc = loc.replace("rules[0]", "rules[1]")
     assert any(e["loc"] == loc and words in e["message"] for e in body["errors"]), body
-    assert "ok" not in {r["rule_code"] for r in data_of(await hub.get(RULES))}  # nothing was stored
+    assert "ok" not in {r["rule_code"] for r in await hub.items(RULES)}  # nothing was stored
 
 
 async def test_rules_are_created_replaced_and_kept(hub: Hub) -> None:
-    before = {r["rule_code"]: r for r in data_of(await hub.get(RULES))}
+    before = {r["rule_code"]: r for r in await hub.items(RULES)}
     assert_error(await put_rules(hub, rule("twice"), rule("twice")), 422, "1002")
     assert_error(await hub.http.put(RULES, json={"rules": []}, headers=hub.auth(hub.admin)), 422, "1002")
-    created = data_of(await put_rules(hub, rule("leak"), rule("smoke", target="smoke", level=2)))
+    created = data_of(await put_rules(hub, rule("leak"), rule("smoke", target="smoke", level=2)))["items"]
     listed = {r["rule_code"]: r for r in created}
     assert set(listed) == set(before) | {"leak", "smoke"}
     assert listed["smoke"]["level"] == 2 and listed["smoke"]["enabled"] is True
     replaced = data_of(
         await put_rules(hub, rule("smoke", target="*", level=4, hold_s=0, description="全部测点"))
-    )
+    )["items"]  # the answer is GET's first page
     listed = {r["rule_code"]: r for r in replaced}
     assert (listed["smoke"]["target"], listed["smoke"]["level"], listed["smoke"]["hold_s"]) == ("*", 4, 0)
     assert listed["smoke"]["description"] == "全部测点"
     assert listed["leak"] == {r["rule_code"]: r for r in created}["leak"]  # not named: unchanged
-    assert data_of(await hub.get(RULES)) == replaced
+    assert await hub.items(RULES) == replaced
     await hub.create_platform(GZ, "440100")
     scopes: dict[str, dict[str, Any]] = {
         "regulator": {"regions": ["440000"]},
@@ -421,7 +421,7 @@ async def test_rules_are_created_replaced_and_kept(hub: Hub) -> None:
         key = await hub.create_client(role, **scope)
         assert_error(await hub.get(RULES, key), 403, "2006")
         assert_error(await put_rules(hub, rule("hijack"), key=key), 403, "2006")
-    assert "hijack" not in {r["rule_code"] for r in data_of(await hub.get(RULES))}
+    assert "hijack" not in {r["rule_code"] for r in await hub.items(RULES)}
 
 
 # --- the list and its scope -------------------------------------------------------------------

@@ -137,7 +137,7 @@ async def _source(hub: Hub, city: Hub, app: Any, **fields: Any) -> dict[str, Any
 async def _run(hub: Hub, app: Any, source_id: str = "gz-city") -> dict[str, Any]:
     started = _data(await hub.http.post(f"{SOURCES}/{source_id}/run", headers=hub.auth(hub.admin)), 202)
     await app.state.collector_runner.wait_idle()
-    runs = _data(await hub.get(f"{SOURCES}/{source_id}/runs"))
+    runs = _data(await hub.get(f"{SOURCES}/{source_id}/runs"))["items"]
     assert runs[0]["run_id"] == started["run_id"]
     return runs[0]  # type: ignore[no-any-return]
 
@@ -151,7 +151,7 @@ async def test_a_hub_source_mirrors_a_city_hub_and_then_only_its_changes(
 
     run = await _run(hub, app)
     assert run["status"] == "success", run
-    platforms = {p["platform_code"] for p in _data(await hub.get("/api/v1/admin/platforms"))}
+    platforms = {p["platform_code"] for p in await hub.items("/api/v1/admin/platforms")}
     assert platforms == {GZ}  # registered here; the other region's platform is not mirrored
     mine = {a["asset_id"]: a for a in await _all(hub, "/api/v1/assets", platform_code=GZ)}
     theirs = {a["asset_id"]: a for a in await _all(city, "/api/v1/assets", platform_code=GZ)}
@@ -305,7 +305,7 @@ async def test_a_remote_platform_outside_the_source_s_region_is_not_registered(
 
     run = await _run(hub, app)
     assert run["status"] == "success", run
-    platforms = {p["platform_code"] for p in _data(await hub.get("/api/v1/admin/platforms"))}
+    platforms = {p["platform_code"] for p in await hub.items("/api/v1/admin/platforms")}
     assert platforms == {GZ}  # Shenzhen (440300) announced, not registered
     assert SZ in run["error"] and "440300" in run["error"] and GZ not in run["error"], run
     assert {a["asset_id"] for a in await _all(hub, "/api/v1/assets", platform_code=GZ)} == {

@@ -118,12 +118,12 @@ async def test_two_scheduler_processes_run_each_due_source_once(
         deadline = time.monotonic() + 40
         runs: dict[str, list[dict[str, Any]]] = {}
         while time.monotonic() < deadline:
-            runs = {n: (await hub.get(f"{SOURCES}/{n}/runs")).json()["data"] for n in names}
+            runs = {n: (await hub.get(f"{SOURCES}/{n}/runs")).json()["data"]["items"] for n in names}
             if all(r and r[0]["status"] != "running" for r in runs.values()):
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(3)  # three more ticks of each scheduler: nothing may start again
-        runs = {n: (await hub.get(f"{SOURCES}/{n}/runs")).json()["data"] for n in names}
+        runs = {n: (await hub.get(f"{SOURCES}/{n}/runs")).json()["data"]["items"] for n in names}
     finally:
         for process in processes:
             stop(process)

@@ -64,7 +64,7 @@ async def run_source(hub: Hub, app: Any, source_id: str = "gz-os", mode: str | N
     await app.state.collector_runner.wait_idle()
     response = await hub.get(f"{SOURCES}/{source_id}/runs")
     assert response.status_code == 200, response.text
-    runs = {run["run_id"]: run for run in response.json()["data"]}
+    runs = {run["run_id"]: run for run in response.json()["data"]["items"]}
     return runs[run_id]  # type: ignore[no-any-return]
 
 

@@ -154,6 +154,6 @@ async def run(hub: Hub, app: Any, source_id: str) -> dict[str, Any]:
     assert started.status_code == 202, started.text
     run_id = started.json()["data"]["run_id"]
     await app.state.collector_runner.wait_idle()
-    runs = (await hub.get(f"/api/v1/admin/sources/{source_id}/runs")).json()["data"]
+    runs = (await hub.get(f"/api/v1/admin/sources/{source_id}/runs")).json()["data"]["items"]
     assert runs[0]["run_id"] == run_id
     return dict(runs[0])
