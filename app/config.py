@@ -2,15 +2,60 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 #: Values that mean "somebody copied the example and forgot to change it".
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "changeme", "secret", "placeholder"})
+
+PREFIX = "SUPHUB_"
+#: ``SUPHUB_*`` names that are not settings but are read by someone else (§10): a source's
+#: credentials (``SUPHUB_SOURCE_<ID>_…``, read by the collectors), the test suite's switches,
+#: the drills' (tests/drills) and the PostgreSQL password docker-compose.yml puts into the URL.
+EXEMPT_PREFIXES = ("SUPHUB_SOURCE_", "SUPHUB_TEST_", "SUPHUB_DRILL_")
+#: ``SUPHUB_ALEMBIC_INI`` is read by app/paths.py before any settings exist (an alembic.ini of
+#: the operator's); ``SUPHUB_DB_PASSWORD`` by docker-compose.yml, which reads ``.env`` too.
+EXEMPT_NAMES = frozenset({"SUPHUB_ALEMBIC_INI", "SUPHUB_DB_PASSWORD"})
+
+
+class UnknownSettingError(ValueError):
+    """A ``SUPHUB_*`` name that is no setting: a misspelling would otherwise pass silently (§10)."""
+
+    def __init__(self, name: str, where: str) -> None:
+        self.name = name
+        super().__init__(f"未知的配置项 {name}（{where}），请检查拼写 (unknown setting {name} in {where})")
+
+
+class _RefuseUnknownNames(PydanticBaseSettingsSource):
+    """Reads nothing; refuses a ``SUPHUB_*`` name of the environment or ``.env`` that is no setting."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._dotenv = dotenv
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        known = {PREFIX + name.upper() for name in self.settings_cls.model_fields}
+        dotenv_vars: dict[str, Any] = dict(getattr(self._dotenv, "env_vars", {}) or {})
+        places = [(sorted(os.environ), "environment")]
+        places.append((sorted(dotenv_vars), f"{getattr(self._dotenv, 'env_file', '.env')}"))
+        for names, where in places:
+            for raw in names:
+                name = raw.upper()
+                if not name.startswith(PREFIX) or name in known or name in EXEMPT_NAMES:
+                    continue
+                if name.startswith(EXEMPT_PREFIXES):
+                    continue
+                raise UnknownSettingError(name, where)
+        return {}
 
 
 class Settings(BaseSettings):
@@ -121,10 +166,50 @@ class Settings(BaseSettings):
     #: most this many, and are chained once the store is back
     audit_backlog_max: int = 10_000
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, after refusing unknown ``SUPHUB_*`` names (§10)."""
+        refuse = _RefuseUnknownNames(settings_cls, dotenv_settings)
+        return refuse, init_settings, env_settings, dotenv_settings, file_secret_settings
+
     @field_validator("database_url")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Resolved once, when the settings are read: a later ``chdir`` cannot move the hub's data."""
+        return value.expanduser().absolute()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        """Every entry an address or a network: a typo would silently trust nobody (§9)."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} 不是 IP 地址或网段 (not an IP address or network)") from None
+        return [entry.strip() for entry in value]
+
+    def startup_warnings(self) -> list[str]:
+        """What an operator should know when the hub starts (logged by ``serve`` and ``scheduler``)."""
+        warnings = []
+        if self.env == "production" and self.is_sqlite:
+            warnings.append(
+                "SUPHUB_ENV=production 但数据库是 SQLite：生产环境请用 PostgreSQL "
+                "(production on SQLite: use PostgreSQL, SUPHUB_DATABASE_URL=postgresql+asyncpg://…)"
+            )
+        return warnings
 
     @property
     def resolved_database_url(self) -> str:

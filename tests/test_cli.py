@@ -19,14 +19,18 @@ CLI = [sys.executable, "-m", "app.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(args: list[str], tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], tmp: Path, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SUPHUB_")}
     full_env.update({"SUPHUB_DATA_DIR": str(tmp / "var"), "PYTHONPATH": str(ROOT), **env})
-    return subprocess.run([*CLI, *args], cwd=tmp, env=full_env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [*CLI, *args], cwd=tmp, env=full_env, input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 async def test_clients_create_prints_a_working_first_admin_key(tmp_path: Path) -> None:
-    result = _run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path)
+    result = _run(["clients", "create", "--init", "--name", "root", "--role", "admin"], tmp_path)
     assert result.returncode == 0, result.stderr
     created = json.loads(result.stdout)
     assert created["role"] == "admin" and created["app_key"].startswith("ak_")
@@ -39,7 +43,7 @@ async def test_clients_create_prints_a_working_first_admin_key(tmp_path: Path) -
     async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
         ok = await http.get("/api/v1/admin/clients", headers={"Authorization": f"Bearer {created['bearer']}"})
         assert ok.status_code == 200
-        assert [c["app_key"] for c in ok.json()["data"]] == [created["app_key"]]
+        assert [c["app_key"] for c in ok.json()["data"]["items"]] == [created["app_key"]]
     await app.state.engine.dispose()
 
 
@@ -62,13 +66,14 @@ def test_production_refuses_to_start_without_a_real_secret_key(tmp_path: Path) -
 def test_sign_prints_the_signature_headers(tmp_path: Path) -> None:
     body = tmp_path / "body.json"
     body.write_bytes(b'{"a":1}')
+    (tmp_path / "secret").write_text("s\n")
     result = _run(
         [
             "sign",
             "--key",
             "ak_x",
-            "--secret",
-            "s",
+            "--secret-file",
+            str(tmp_path / "secret"),
             "--method",
             "POST",
             "--path",
@@ -134,7 +139,9 @@ async def _source_credentials(data_dir: Path, created: dict[str, str], *, create
 
 
 async def test_keys_rotate_reencrypts_every_secret_and_keeps_the_old_key_readable(tmp_path: Path) -> None:
-    created = json.loads(_run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path).stdout)
+    created = json.loads(
+        _run(["clients", "create", "--init", "--name", "root", "--role", "admin"], tmp_path).stdout
+    )
     key_file = tmp_path / "var" / "server.key"
     old_key = key_file.read_text()
     assert await _signed_get(tmp_path / "var", created) == 200
@@ -160,7 +167,7 @@ async def test_keys_rotate_with_a_configured_key_needs_the_new_key_file(tmp_path
     old, new = "a" * 64, "b" * 64
     env = {"SUPHUB_SECRET_KEY": old}
     created = json.loads(
-        _run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path, **env).stdout
+        _run(["clients", "create", "--init", "--name", "root", "--role", "admin"], tmp_path, **env).stdout
     )
     refused = _run(["keys", "rotate"], tmp_path, **env)
     assert refused.returncode == 2 and "--new-key-file" in refused.stderr
@@ -192,7 +199,9 @@ async def test_a_running_hub_picks_up_a_key_rotated_beside_it(tmp_path: Path) ->
     from app.cli import build_parser
     from app.security.signing import signed_headers
 
-    created = json.loads(_run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path).stdout)
+    created = json.loads(
+        _run(["clients", "create", "--init", "--name", "root", "--role", "admin"], tmp_path).stdout
+    )
     data_dir = tmp_path / "var"
     app = create_app(Settings(data_dir=data_dir, _env_file=None))  # type: ignore[call-arg]
     auth = {"Authorization": f"Bearer {created['bearer']}"}
@@ -248,5 +257,277 @@ async def test_a_running_hub_picks_up_a_key_rotated_beside_it(tmp_path: Path) ->
 
 
 def test_clients_create_refuses_a_region_of_3_or_5_digits(tmp_path: Path) -> None:
-    refused = _run(["clients", "create", "--name", "r", "--role", "regulator", "--region", "440"], tmp_path)
+    refused = _run(
+        ["clients", "create", "--init", "--name", "r", "--role", "regulator", "--region", "440"], tmp_path
+    )
     assert refused.returncode == 2 and "regions" in refused.stderr and "2、4 或 6" in refused.stderr
+
+
+# --- §10 as updated by issue 14: a hub that runs anywhere -----------------------------------------
+def _one_line(stderr: str) -> str:
+    """The only line of ``stderr``: a refusal is one clear line, never a traceback."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr and len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_an_unknown_suphub_variable_is_refused_naming_it(tmp_path: Path) -> None:
+    result = _run(["migrate"], tmp_path, SUPHUB_DATABSE_URL="postgresql+asyncpg://x@db/hub")
+    assert result.returncode == 1
+    assert "SUPHUB_DATABSE_URL" in _one_line(result.stderr)
+    assert not (tmp_path / "var").exists()  # refused before anything was made
+
+
+def test_an_unknown_name_in_the_env_file_is_refused_too(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SUPHUB_REPORTING_TZ=Asia/Shanghai\nSUPHUB_RETENTON_LOGS_DAYS=90\n")
+    result = _run(["clients", "create", "--init", "--name", "a", "--role", "admin"], tmp_path)
+    assert result.returncode == 1
+    assert "SUPHUB_RETENTON_LOGS_DAYS" in _one_line(result.stderr)
+
+
+def test_source_test_and_drill_variables_are_not_settings_but_are_allowed(tmp_path: Path) -> None:
+    result = _run(
+        ["migrate"],
+        tmp_path,
+        SUPHUB_SOURCE_CITY_TOKEN="t",
+        SUPHUB_TEST_PG_DSN="postgresql://x@y/z",
+        SUPHUB_DRILL_HUB_TREE=str(tmp_path),
+        SUPHUB_DB_PASSWORD="p",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_invalid_trusted_proxy_is_refused_naming_it(tmp_path: Path) -> None:
+    result = _run(["migrate"], tmp_path, SUPHUB_TRUSTED_PROXIES='["10.0.0.0/8", "10.0.0.300"]')
+    assert result.returncode == 1
+    line = _one_line(result.stderr)
+    assert "SUPHUB_TRUSTED_PROXIES" in line and "10.0.0.300" in line
+    unparsable = _run(["migrate"], tmp_path, SUPHUB_TRUSTED_PROXIES="10.0.0.1,")
+    assert unparsable.returncode == 1 and "SUPHUB_TRUSTED_PROXIES" in _one_line(unparsable.stderr)
+
+
+def _serve_until_ready(tmp: Path, port: int, **env: str) -> str:
+    """``serve`` on ``port`` until ``/healthz`` answers; its stderr so far (it is stopped)."""
+    import time
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SUPHUB_")}
+    full_env.update({"SUPHUB_DATA_DIR": str(tmp / "var"), "PYTHONPATH": str(ROOT), **env})
+    err = tmp / "serve.err"
+    with err.open("w") as sink:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port), "--no-scheduler"],
+            cwd=tmp,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                assert proc.poll() is None, err.read_text()
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            else:
+                raise AssertionError("serve did not answer /healthz: " + err.read_text())
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return err.read_text()
+
+
+def test_serve_prints_its_absolute_data_directory_and_warns_of_sqlite_in_production(tmp_path: Path) -> None:
+    from tests.collectors.peers import free_port
+
+    log = _serve_until_ready(tmp_path, free_port(), SUPHUB_DATA_DIR="var")
+    data_lines = [line for line in log.splitlines() if "data directory" in line]
+    assert len(data_lines) == 1 and str(tmp_path / "var") in data_lines[0], log
+    assert "SUPHUB_ENV=production" not in log  # development on SQLite is the embedded default
+    # the README's order: `make run` (serve made the database), then the first key, no --init
+    first = _run(["clients", "create", "--name", "root", "--role", "admin"], tmp_path, SUPHUB_DATA_DIR="var")
+    assert first.returncode == 0, first.stderr
+
+    production = _serve_until_ready(
+        tmp_path, free_port(), SUPHUB_ENV="production", SUPHUB_SECRET_KEY="c" * 64
+    )
+    warnings = [line for line in production.splitlines() if "WARNING" in line and "SQLite" in line]
+    assert len(warnings) == 1 and "SUPHUB_ENV=production" in warnings[0], production
+
+
+def test_serve_on_a_busy_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        started = time.monotonic()
+        result = _run(["serve", "--port", str(port)], tmp_path, SUPHUB_SECRET_KEY="d" * 64)
+        took = time.monotonic() - started
+    assert result.returncode == 1
+    assert str(port) in _one_line(result.stderr)
+    assert took < 20 and not (tmp_path / "var" / "hub.db").exists()  # nothing ran before the bind
+
+
+def test_clients_create_refuses_to_make_a_new_database_without_init(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    refused = _run(
+        ["clients", "create", "--name", "root", "--role", "admin"], elsewhere, SUPHUB_DATA_DIR="var"
+    )
+    assert refused.returncode == 1 and refused.stdout == ""
+    line = _one_line(refused.stderr)
+    assert "--init" in line and str(elsewhere / "var") in line
+    assert not (elsewhere / "var").exists()  # no second hub, no second server key
+
+    made = _run(["clients", "create", "--init", "--name", "root", "--role", "admin"], elsewhere)
+    assert made.returncode == 0, made.stderr
+    again = _run(["clients", "create", "--name", "second", "--role", "admin"], elsewhere)
+    assert again.returncode == 0, again.stderr  # an existing hub needs no --init
+
+
+def test_version_and_help_show_every_default(tmp_path: Path) -> None:
+    import argparse
+
+    from app.cli import build_parser
+
+    version = _run(["--version"], tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("supervision-hub ")
+    assert version.stdout.split()[1][0].isdigit()
+    serve_help = _run(["serve", "--help"], tmp_path).stdout
+    assert "(default: 127.0.0.1)" in serve_help and "(default: 8080)" in serve_help
+
+    def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+        found = [parser]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    found += parsers(child)
+        return found
+
+    for parser in parsers(build_parser()):
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if not action.option_strings or action.help == argparse.SUPPRESS:
+                continue
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            option = action.option_strings[-1]
+            after = text.split(option, 2)[-1]  # usage line first, then the option's own entry
+            described = after.split(" --", 1)[0]
+            assert "(default:" in described or "(required)" in described, (parser.prog, option, described)
+
+
+def test_sign_takes_the_secret_from_a_file_or_stdin_never_argv(tmp_path: Path) -> None:
+    common = ["--key", "ak_x", "--method", "GET", "--path", "/api/v1/assets", "--sign-method", "HMAC-SHA256"]
+    (tmp_path / "secret").write_text("s3cret\n")
+    from_file = _run(["sign", "--secret-file", str(tmp_path / "secret"), *common], tmp_path)
+    from_stdin = _run(["sign", "--secret-file", "-", *common], tmp_path, stdin="s3cret\n")
+    assert from_file.returncode == 0 and from_stdin.returncode == 0, from_file.stderr + from_stdin.stderr
+    signed = json.loads(from_file.stdout)
+    from app.security.signing import signed_headers
+
+    expected = signed_headers(
+        app_key="ak_x",
+        secret="s3cret",
+        method="GET",
+        path="/api/v1/assets",
+        sign_method="HMAC-SHA256",
+        timestamp_ms=int(signed["X-Timestamp"]),
+        nonce=signed["X-Nonce"],
+    )
+    assert signed == expected  # the file's first line, without its newline, is the secret
+    on_argv = _run(["sign", "--secret", "s3cret", *common], tmp_path)
+    assert on_argv.returncode == 2 and "--secret-file" in on_argv.stderr and on_argv.stdout == ""
+
+
+def test_audit_verify_checks_a_seq_range(tmp_path: Path) -> None:
+    created = json.loads(
+        _run(["clients", "create", "--init", "--name", "r", "--role", "admin"], tmp_path).stdout
+    )
+
+    async def requests() -> None:
+        app = create_app(Settings(data_dir=tmp_path / "var", _env_file=None))  # type: ignore[call-arg]
+        auth = {"Authorization": f"Bearer {created['bearer']}"}
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hub.test"
+        ) as http:
+            for _ in range(5):
+                assert (await http.get("/api/v1/admin/clients", headers=auth)).status_code == 200
+        await app.state.audit_writer.close()
+        await app.state.rate_limiter.close()
+        await app.state.engine.dispose()
+
+    asyncio.run(requests())
+    ranged = _run(["audit", "verify", "--from", "2", "--to", "4"], tmp_path)
+    assert ranged.returncode == 0, ranged.stderr
+    result = json.loads(ranged.stdout)
+    assert (result["from_seq"], result["to_seq"], result["checked"]) == (2, 4, 3)
+    assert ranged.stderr == ""  # no progress when stderr is not a terminal
+    whole = json.loads(_run(["audit", "verify"], tmp_path).stdout)
+    assert whole["ok"] and whole["checked"] >= 5
+    backwards = _run(["audit", "verify", "--from", "4", "--to", "2"], tmp_path)
+    assert backwards.returncode == 2
+
+
+def test_long_work_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    import pty
+
+    (tmp_path / "piped").mkdir()
+    piped = _run(["migrate"], tmp_path / "piped")
+    assert piped.returncode == 0 and "\r" not in piped.stderr
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPHUB_")}
+    env.update({"SUPHUB_DATA_DIR": str(tmp_path / "tty" / "var"), "PYTHONPATH": str(ROOT)})
+    (tmp_path / "tty").mkdir()
+    proc = subprocess.Popen(
+        [*CLI, "migrate"], cwd=tmp_path / "tty", env=env, stderr=terminal, stdout=subprocess.DEVNULL
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert proc.wait(timeout=60) == 0
+    os.close(controller)
+    text = shown.decode(errors="replace")
+    assert "\r" in text and "migrating" in text
+
+
+def test_clients_create_refuses_an_empty_database_on_either_backend(backend: str, tmp_path: Path) -> None:
+    """An empty, never migrated database (PostgreSQL made by the DBA, or no SQLite file yet)."""
+    import uuid
+
+    import asyncpg
+
+    from tests.conftest import PG_ADMIN_DSN, _pg_url
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    name = f"suphub_init_{uuid.uuid4().hex[:8]}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'other' / 'hub.db'}" if backend == "sqlite" else _pg_url(name)
+    if backend == "postgres":
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        args = ["clients", "create", "--name", "root", "--role", "admin"]
+        refused = _run(args, tmp_path, SUPHUB_DATABASE_URL=url)
+        assert refused.returncode == 1 and "--init" in _one_line(refused.stderr)
+        made = _run([*args, "--init"], tmp_path, SUPHUB_DATABASE_URL=url)
+        assert made.returncode == 0, made.stderr
+        assert _run(args, tmp_path, SUPHUB_DATABASE_URL=url).returncode == 0
+    finally:
+        if backend == "postgres":
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

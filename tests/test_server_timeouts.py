@@ -58,7 +58,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         SUPHUB_REQUEST_MIN_RATE_BPS=str(MIN_RATE_BPS),
     )
     created = subprocess.run(
-        [*CLI, "clients", "create", "--name", "root", "--role", "admin"],
+        [*CLI, "clients", "create", "--init", "--name", "root", "--role", "admin"],
         cwd=tmp,
         env=env,
         capture_output=True,

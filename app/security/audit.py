@@ -573,6 +573,7 @@ async def verify_audit(
     to_seq: int | None = None,
     *,
     missing_checkpoint_ok: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Recompute the chain (plain SM3 before ``keyed_from``, HMAC-SM3 under the unsealed chain keys
     from it); check it against its head row and the checkpoint file, whose absence is reported once
@@ -673,6 +674,8 @@ async def verify_audit(
             seq += 1
             result["checked"] += 1
         session.expunge_all()
+        if progress is not None:  # the command line shows it on a terminal (§13)
+            progress(result["checked"], end - start + 1)
     if to_seq is None or to_seq >= last_seq:
         if head is not None and last_seq >= start and head.last_hash != expected_prev:
             return bad(last_seq, "链头与最后一个事件不符 (chain head does not match the last event)")

@@ -153,7 +153,7 @@ def test_audit_verify_exits_1_naming_the_first_bad_event(tmp_path: Path) -> None
             timeout=60,
         )
 
-    created = json.loads(cli("clients", "create", "--name", "root", "--role", "admin").stdout)
+    created = json.loads(cli("clients", "create", "--init", "--name", "root", "--role", "admin").stdout)
 
     async def requests() -> None:
         app = create_app(Settings(data_dir=tmp_path / "var", _env_file=None))  # type: ignore[call-arg]
