@@ -297,7 +297,7 @@ async def fetch_only(base: str, options: dict[str, Any], kinds: tuple[str, ...])
 
     with PeakRSS() as rss:
         started = time.perf_counter()
-        async with SourceHTTP(config.base_url) as http:
+        async with SourceHTTP(config.base_url, allowed_hosts=frozenset({"127.0.0.1"})) as http:
             ctx = RunContext(
                 run_id="baseline", mode="full", started_at=datetime.now(UTC), http=http, state={}, _emit=drop
             )
@@ -309,7 +309,9 @@ async def fetch_only(base: str, options: dict[str, Any], kinds: tuple[str, ...])
 async def hub_runs(
     url: str, data_dir: Path, base: str, options: dict[str, Any], kinds: tuple[str, ...], runs: int
 ) -> list[dict[str, Any]]:
-    settings = Settings(database_url=url, data_dir=data_dir, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        database_url=url, data_dir=data_dir, source_allowed_hosts=["127.0.0.1"], _env_file=None
+    )
     app = create_app(settings)
     async with create_sessionmaker(app.state.engine)() as session:
         admin = await create_client(session, load_server_key(settings), ClientCreate(name="b", role="admin"))

@@ -1023,7 +1023,7 @@ async def fetch_only(base: str, options: dict[str, Any], kinds: tuple[str, ...])
         counted += len(records)
 
     started = time.perf_counter()
-    async with SourceHTTP(config.base_url) as http:
+    async with SourceHTTP(config.base_url, allowed_hosts=frozenset({"127.0.0.1"})) as http:
         ctx = RunContext(
             run_id="baseline", mode="full", started_at=datetime.now(UTC), http=http, state={}, _emit=drop
         )
@@ -1145,6 +1145,8 @@ async def run_database(
                     {r: [1e6, 1e6] for r in ("admin", "regulator", "provider", "integrator")}
                 ).decode(),
                 "SUPHUB_RATE_LIMIT_IP": unlimited,
+                # the OpenStack peer listens on loopback, which §8 refuses unless the host is listed
+                "SUPHUB_SOURCE_ALLOWED_HOSTS": '["127.0.0.1"]',
             }
             if args.gc_defaults:
                 env["SUPHUB_GC_TUNING"] = "false"
